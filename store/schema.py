@@ -1,0 +1,133 @@
+"""The public schema (CONTRACT §4), declared once and created through sqlite-utils migrations.
+
+Auditors query these tables directly, so the shape is a promise: a new column or table is a new
+migration appended below, never an edit of an old one. ``tests/test_schema.py`` pins the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+TEXT, INTEGER = str, int
+
+#: Every public table, its columns in order, and its primary key. Kept as data so the README,
+#: the schema test and the Datasette metadata can all be generated from the one source.
+TABLES: dict[str, dict] = {
+    "sync_runs": {
+        "columns": {
+            "id": INTEGER, "provider": TEXT, "started_at": TEXT, "finished_at": TEXT,
+            "status": TEXT, "error": TEXT, "requests": INTEGER, "changes": INTEGER,
+        },
+        "pk": "id",
+    },
+    "users": {
+        "columns": {
+            "provider": TEXT, "id": TEXT, "email": TEXT, "name": TEXT, "account_type": TEXT,
+            "status": TEXT, "provider_status": TEXT, "last_sign_in_at": TEXT,
+            "mfa_enabled": INTEGER, "created_at": TEXT, "first_seen_at": TEXT, "removed_at": TEXT,
+        },
+        "pk": ("provider", "id"),
+    },
+    "organizations": {
+        "columns": {
+            "provider": TEXT, "id": TEXT, "name": TEXT, "first_seen_at": TEXT, "removed_at": TEXT,
+        },
+        "pk": ("provider", "id"),
+    },
+    "teams": {
+        "columns": {
+            "provider": TEXT, "id": TEXT, "organization_id": TEXT, "name": TEXT, "slug": TEXT,
+            "description": TEXT, "first_seen_at": TEXT, "removed_at": TEXT,
+        },
+        "pk": ("provider", "id"),
+    },
+    "memberships": {
+        "columns": {
+            "provider": TEXT, "resource_type": TEXT, "resource_id": TEXT, "user_id": TEXT,
+            "role": TEXT, "first_seen_at": TEXT, "removed_at": TEXT,
+        },
+        "pk": ("provider", "resource_type", "resource_id", "user_id"),
+    },
+    "changes": {
+        "columns": {
+            "id": INTEGER, "run_id": INTEGER, "provider": TEXT, "observed_at": TEXT, "kind": TEXT,
+            "user_id": TEXT, "email": TEXT, "resource_type": TEXT, "resource_id": TEXT,
+            "resource_name": TEXT, "field": TEXT, "old_value": TEXT, "new_value": TEXT,
+        },
+        "pk": "id",
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+    },
+    "user_versions": {
+        "columns": {
+            "provider": TEXT, "id": TEXT, "email": TEXT, "name": TEXT, "account_type": TEXT,
+            "status": TEXT, "provider_status": TEXT, "last_sign_in_at": TEXT,
+            "mfa_enabled": INTEGER, "valid_from": TEXT, "valid_to": TEXT, "run_id": INTEGER,
+        },
+        "pk": ("provider", "id", "valid_from"),
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+    },
+    "membership_versions": {
+        "columns": {
+            "provider": TEXT, "resource_type": TEXT, "resource_id": TEXT, "user_id": TEXT,
+            "role": TEXT, "valid_from": TEXT, "valid_to": TEXT, "run_id": INTEGER,
+        },
+        "pk": ("provider", "resource_type", "resource_id", "user_id", "valid_from"),
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+    },
+}
+
+#: Indexes for the audit questions: "as of T", "what changed when", "who is in org X".
+INDEXES: list[tuple[str, list[str]]] = [
+    ("sync_runs", ["provider", "started_at"]),
+    ("users", ["email"]),
+    ("users", ["provider", "last_sign_in_at"]),
+    ("teams", ["provider", "organization_id"]),
+    ("memberships", ["provider", "user_id"]),
+    ("changes", ["observed_at"]),
+    ("changes", ["provider", "kind", "observed_at"]),
+    ("changes", ["user_id"]),
+    ("changes", ["run_id"]),
+    ("user_versions", ["valid_from", "valid_to"]),
+    ("membership_versions", ["provider", "user_id", "valid_from"]),
+    ("membership_versions", ["resource_type", "resource_id", "valid_from"]),
+]
+
+migrations = Migrations("accesstrail")
+
+
+@migrations()
+def m001_public_schema(db: sqlite_utils.Database) -> None:
+    for name, spec in TABLES.items():
+        db[name].create(
+            spec["columns"],
+            pk=spec["pk"],
+            not_null=set(_key_columns(spec["pk"])),
+            foreign_keys=spec.get("foreign_keys"),
+        )
+    for table, columns in INDEXES:
+        db[table].create_index(columns)
+
+
+def _key_columns(pk) -> tuple[str, ...]:
+    return (pk,) if isinstance(pk, str) else tuple(pk)
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating and migrating if needed) the database in WAL mode.
+
+    WAL lets Datasette read while a sync writes; ``busy_timeout`` makes a reader or a second
+    writer wait for a lock instead of failing at once.
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA foreign_keys = ON")
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    migrations.apply(db)
+    return db
