@@ -216,6 +216,8 @@ class _Diff:
                 continue
             self.closed_user_versions.append((self.stamp, self.snap.provider, user.id))
             self._open_user_version(user)
+            if "status" in changed and "provider_status" in changed:
+                changed.remove("provider_status")   # one status_changed row says it (CONTRACT §4)
             for column in changed:
                 self._change(USER_CHANGE_KIND.get(column, "user_updated"), user_id=user.id,
                              email=user.email, field=column, old=current[column], new=row[column])

@@ -1,0 +1,193 @@
+"""The ``accesstrail`` command line (CONTRACT §3).
+
+Exit statuses are part of the contract: scripts and systemd act on them. Every expected failure
+(bad configuration, a refused token, an unreachable host) ends in one line on stderr, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from loguru import logger
+
+from daemon import errors
+from daemon.config import ConfigError, Settings, load_settings
+from store.lock import SyncLockBusy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+env_file_option = click.option(
+    "--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Env file to read settings from (default: ./.env when present).")
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="SQLite database file (beats ACCESSTRAIL_DB).")
+
+
+def configure_logging(level: str) -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=level, format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} "
+               "{message}", colorize=False)
+
+
+def settings_or_exit(env_file: Path | None, db: Path | None) -> Settings:
+    try:
+        settings = load_settings(env_file, db)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    configure_logging(settings.log_level)
+    return settings
+
+
+def require_providers(settings: Settings, only: str | None) -> list[str]:
+    enabled = settings.enabled_providers
+    if only:
+        if only not in enabled:
+            variable = "SCALR_API_TOKEN" if only == "scalr" else "PLANETSCALE_SERVICE_TOKEN"
+            click.echo(f"configuration error: {variable}: not set, so {only} is not enabled",
+                       err=True)
+            sys.exit(EXIT_USAGE)
+        return [only]
+    if not enabled:
+        click.echo("configuration error: no provider is configured: set SCALR_API_TOKEN "
+                   "(with SCALR_ACCOUNT) and/or PLANETSCALE_SERVICE_TOKEN", err=True)
+        sys.exit(EXIT_USAGE)
+    return enabled
+
+
+class TerminalProgress:
+    """Progress for long syncs on a terminal: one rewritten line on stderr, nothing elsewhere."""
+
+    def __init__(self):
+        self.active = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, message: str) -> None:
+        if self.active:
+            click.echo(f"\r\033[K{message}", err=True, nl=False)
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
+            self.shown = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="accesstrail")
+def main() -> None:
+    """accesstrail keeps an auditable history of who can get into your Scalr and PlanetScale
+    accounts, in SQLite, browsable with Datasette."""
+
+
+@main.command()
+@click.option("--provider", type=click.Choice(["scalr", "planetscale"]), default=None,
+              help="Sync only this provider.")
+@env_file_option
+@db_option
+def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
+    """Sync each enabled provider once now, print what changed, and exit."""
+    from daemon.sync import sync_provider
+
+    settings = settings_or_exit(env_file, db)
+    failed = False
+    for name in require_providers(settings, provider):
+        progress = TerminalProgress()
+        try:
+            outcome = sync_provider(settings, name, progress=progress)
+        except SyncLockBusy as exc:
+            progress.clear()
+            click.echo(f"{errors.PROVIDER_LABELS[name]}: not synced: {exc}", err=True)
+            failed = True
+            continue
+        progress.clear()
+        click.echo(outcome.summary())
+        if outcome.error:
+            click.echo(f"  {outcome.error}", err=True)
+        failed = failed or not outcome.ok
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@env_file_option
+@db_option
+def check(env_file: Path | None, db: Path | None) -> None:
+    """Validate the configuration and prove each credential with one cheap read."""
+    from daemon.probe import probe_provider
+
+    settings = settings_or_exit(env_file, db)
+    refused = False
+    for name in require_providers(settings, None):
+        try:
+            click.echo(f"{errors.PROVIDER_LABELS[name]}: ok: {probe_provider(settings, name)}")
+        except errors.ProviderError as exc:
+            click.echo(str(exc), err=True)
+            refused = True
+    sys.exit(EXIT_FAILED if refused else EXIT_OK)
+
+
+@main.command()
+@env_file_option
+@db_option
+def status(env_file: Path | None, db: Path | None) -> None:
+    """Per provider: last run, last success, its age and what is recorded now."""
+    from daemon.status import provider_status
+    from store import schema
+
+    settings = settings_or_exit(env_file, db)
+    if not settings.db_path.is_file():
+        click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
+        sys.exit(EXIT_FAILED)
+    database = schema.connect(settings.db_path)
+    recorded = {row["provider"] for row in database.query("SELECT DISTINCT provider FROM sync_runs")}
+    providers = [p for p in ("scalr", "planetscale")
+                 if p in recorded or p in settings.enabled_providers]
+    if not providers:
+        click.echo("no provider has been synced and none is configured", err=True)
+        sys.exit(EXIT_FAILED)
+    healthy = True
+    for name in providers:
+        report = provider_status(database, name, settings.interval(name))
+        for line in report.lines():
+            click.echo(line)
+        healthy = healthy and report.healthy
+    sys.exit(EXIT_OK if healthy else EXIT_FAILED)
+
+
+@main.command()
+@env_file_option
+@db_option
+def serve(env_file: Path | None, db: Path | None) -> None:
+    """Serve the database with Datasette (read-only browsing and SQL)."""
+    from daemon.serve import serve_database
+
+    settings = settings_or_exit(env_file, db)
+    if not settings.db_path.is_file():
+        click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
+        sys.exit(EXIT_FAILED)
+    serve_database(settings.db_path, settings.host, settings.port)
+
+
+@main.command()
+@click.option("--rounds", type=click.IntRange(1, 1000), default=6, show_default=True,
+              help="How many rounds of changes to simulate after the baseline sync.")
+@click.option("--no-serve", is_flag=True, help="Exit after the rounds instead of serving.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the world.")
+@env_file_option
+@db_option
+def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path | None) -> None:
+    """Sync the built-in simulated Scalr and PlanetScale for a few rounds, then serve it."""
+    from daemon.demo import run_demo
+
+    configure_logging("WARNING")
+    run_demo(db_path=db or Path("accesstrail-demo.db"), rounds=rounds, serve=not no_serve,
+             seed=seed, echo=click.echo)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

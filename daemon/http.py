@@ -1,0 +1,262 @@
+"""The one HTTP layer both provider clients share.
+
+It exists so that the rules every request must follow live in one place:
+* finite connect/read timeouts, and a deadline per request so a provider that stops answering
+  fails the run well within a minute instead of hanging the daemon;
+* retries with exponential backoff and jitter for 429/502/503/504 and transport errors,
+  honouring ``Retry-After`` in either of its forms, a bounded number of times;
+* URLs built from the configured origin only, and no redirect followed off that origin, so a
+  credential is never sent to a host named by a response;
+* a request counter per run (retries included) for ``sync_runs.requests``;
+* an optional client-side rate limiter shared by concurrent requests.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import httpx
+from loguru import logger
+
+from daemon import errors
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+USER_AGENT = "accesstrail/0.1 (+read-only identity audit)"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timing knobs; the defaults are production values, tests shrink them."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    request_deadline: float = 50.0   # one request, all of its retries included
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 10.0
+    max_redirects: int = 3
+
+
+class RateLimiter:
+    """A token bucket: at most ``per_minute`` requests in any minute, in a smooth stream.
+
+    The bucket holds at most one second's worth of tokens, so even a burst after an idle spell
+    stays under the per-minute budget (rate × 60 + burst ≤ per_minute when the rate is set 10%
+    below the budget by the caller).
+    """
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            self.sleep(wait)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class ProviderHTTP:
+    """GETs JSON from one provider's configured origin, with the rules above."""
+
+    def __init__(
+        self,
+        provider: str,
+        origin: str,
+        headers: dict[str, str],
+        *,
+        describe_error: Callable[[httpx.Response], str | None],
+        credential_hint: str,
+        secrets: tuple[str, ...] = (),
+        policy: HttpPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.provider = provider
+        self.origin = origin.rstrip("/")
+        self.policy = policy or HttpPolicy()
+        self.describe_error = describe_error
+        self.credential_hint = credential_hint
+        self.secrets = tuple(s for s in secrets if s)
+        self.limiter = limiter
+        self.sleep = sleep
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        self._client = httpx.Client(
+            headers={"User-Agent": USER_AGENT, **headers},
+            timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "ProviderHTTP":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def get_json(self, path: str, params: dict | None = None) -> dict:
+        """GET ``origin + path`` and return the decoded JSON object, or raise a ProviderError."""
+        response = self._get_with_retries(path, params or {})
+        try:
+            document = response.json()
+        except ValueError:
+            raise errors.BadResponse(self.provider, "answered with a body that is not JSON",
+                                     path=path) from None
+        if not isinstance(document, dict):
+            raise errors.BadResponse(self.provider, "answered with JSON that is not an object",
+                                     path=path)
+        return document
+
+    # -- the request loop --------------------------------------------------------------------
+
+    def _get_with_retries(self, path: str, params: dict) -> httpx.Response:
+        deadline = time.monotonic() + self.policy.request_deadline
+        attempt = 0
+        url = self.origin + path
+        redirects = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            failure: errors.ProviderError
+            wait: float | None = None
+            try:
+                response = self._send(url, params, remaining)
+            except httpx.TimeoutException:
+                failure = errors.Unreachable(
+                    self.provider, f"did not answer within {self.policy.read_timeout:g}s",
+                    path=path)
+            except httpx.TransportError as exc:
+                failure = errors.Unreachable(
+                    self.provider, f"could not be reached at {self.origin}", path=path,
+                    detail=self._redact(type(exc).__name__ + (f": {exc}" if str(exc) else "")))
+            else:
+                if response.is_redirect:
+                    url, params = self._same_origin_redirect(response, path)
+                    redirects += 1
+                    if redirects > self.policy.max_redirects:
+                        raise errors.BadResponse(self.provider, "redirected too many times",
+                                                 path=path)
+                    attempt -= 1
+                    continue
+                if response.is_success:
+                    return response
+                failure = self._status_error(response, path)
+                if response.status_code not in RETRY_STATUSES:
+                    raise failure
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = self._backoff(attempt)
+            out_of_time = time.monotonic() + wait >= deadline
+            if attempt >= self.policy.max_attempts or out_of_time:
+                if attempt > 1:
+                    failure.what += f" after {attempt} attempts"
+                raise failure
+            logger.debug("{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
+                         self.provider, path, attempt, failure.what, wait)
+            self.sleep(wait)
+
+    def _send(self, url: str, params: dict, remaining: float) -> httpx.Response:
+        if remaining <= 0:
+            raise httpx.ReadTimeout("request deadline passed")
+        if self.limiter:
+            self.limiter.acquire()
+        with self._count_lock:
+            self.requests += 1
+        timeout = httpx.Timeout(min(self.policy.read_timeout, remaining),
+                                connect=min(self.policy.connect_timeout, remaining))
+        started = time.monotonic()
+        response = self._client.get(url, params=params, timeout=timeout)
+        logger.debug("{} GET {} → {} in {:.0f}ms", self.provider, urlsplit(url).path,
+                     response.status_code, (time.monotonic() - started) * 1000)
+        return response
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _same_origin_redirect(self, response: httpx.Response, path: str) -> tuple[str, dict]:
+        target = response.next_request.url if response.next_request else None
+        if target is None or _origin(str(target)) != _origin(self.origin):
+            where = _origin(str(target)) if target is not None else "nowhere"
+            raise errors.BadResponse(
+                self.provider, f"redirected to another origin ({where}); not followed so the "
+                "token stays with the configured host", path=path,
+                hint="check the configured URL")
+        return str(target.copy_with(query=None)), dict(target.params)
+
+    def _status_error(self, response: httpx.Response, path: str) -> errors.ProviderError:
+        status = response.status_code
+        try:
+            detail = self.describe_error(response)
+        except Exception:  # a broken error body must not hide the status
+            detail = None
+        detail = self._redact(detail[:300]) if detail else None
+        common = dict(path=path, status=status, detail=detail)
+        if status == 401:
+            return errors.CredentialsRefused(self.provider, "the token was refused",
+                                             hint=self.credential_hint, **common)
+        if status == 403:
+            return errors.CredentialsRefused(
+                self.provider, "the token is not allowed to read this",
+                hint="grant the token read access to it", **common)
+        if status == 404:
+            return errors.NotFound(self.provider, "not found or not visible to this token",
+                                   **common)
+        if status == 429:
+            return errors.RateLimited(self.provider, "rate limited the requests", **common)
+        if status >= 500:
+            return errors.ServerError(self.provider, "had a server error", **common)
+        return errors.ProviderError(self.provider, "refused the request", **common)
+
+    def _redact(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port

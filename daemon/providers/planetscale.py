@@ -1,0 +1,214 @@
+"""Read every PlanetScale organisation a service token reaches into a Snapshot.
+
+Only the GETs of CONTRACT §6 under ``<origin>/v1``, with ``Authorization: <id>:<token>`` (no
+``Bearer``), paged with ``page``/``per_page=100`` until ``next_page`` is null; the next URL is
+rebuilt from the configured origin, never taken from ``next_page_url``.
+
+The organisation listing is the run. Each organisation's members, its teams, and each team's
+members are scopes: a failure there (a 404 when the token lacks ``read_organization`` on that
+organisation, an outage that outlasted the retries) keeps that scope's last known state and makes
+the run partial. Team member lists are read concurrently, within a client-side request budget
+below PlanetScale's documented 600 requests a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+from daemon import errors
+from daemon.config import PlanetScaleSettings
+from daemon.http import HttpPolicy, ProviderHTTP, RateLimiter
+from daemon.paging import Page, expect_list, iterate_pages, optional_int
+from store import timestamps
+from store.model import (Membership, MembershipScope, Organization, ScopeFailure, Snapshot, Team,
+                         User)
+
+PROVIDER = "planetscale"
+API = "/v1"
+PER_PAGE = 100
+TEAM_MEMBER_WORKERS = 4
+
+Progress = Callable[[str], None]
+
+
+def make_http(settings: PlanetScaleSettings, policy: HttpPolicy | None = None) -> ProviderHTTP:
+    return ProviderHTTP(
+        PROVIDER, settings.origin,
+        {"Authorization": f"{settings.token_id}:{settings.token.reveal()}",
+         "Accept": "application/json"},
+        describe_error=describe_error,
+        credential_hint="check PLANETSCALE_SERVICE_TOKEN: the PlanetScale service token was "
+                        "refused",
+        secrets=(settings.token.reveal(),),
+        policy=policy,
+        limiter=RateLimiter(settings.requests_per_minute),
+    )
+
+
+def describe_error(response) -> str | None:
+    body = response.json()
+    return body.get("message") or body.get("code")
+
+
+# -- fetch: raw JSON objects -------------------------------------------------------------------
+
+def _read_page(document: dict, path: str) -> Page:
+    return Page(
+        items=expect_list(document, "data", PROVIDER, path),
+        next_page=optional_int(document.get("next_page"), PROVIDER, path, "next_page"),
+        total_pages=optional_int(document.get("total_pages"), PROVIDER, path, "total_pages"),
+        total_count=optional_int(document.get("total_count"), PROVIDER, path, "total_count"),
+    )
+
+
+def _all_items(http: ProviderHTTP, path: str, key: Callable[[dict], str]) -> Iterator[dict]:
+    seen: set[str] = set()
+    last_total = None
+    for page in iterate_pages(http, path, {"per_page": PER_PAGE}, page_param="page",
+                              read_page=_read_page):
+        for item in page.items:
+            seen.add(key(item))
+            yield item
+        last_total = page.total_count
+    if last_total is not None and len(seen) < last_total:
+        raise errors.BadResponse(
+            PROVIDER, f"listing changed while it was read ({len(seen)} of {last_total} items "
+            "seen)", path=path, hint="nothing was recorded from it; the next sync reads it again")
+
+
+def _org_path(org_name: str) -> str:
+    return f"{API}/organizations/{quote(org_name, safe='')}"
+
+
+def fetch_organizations(http: ProviderHTTP) -> Iterator[dict]:
+    path = f"{API}/organizations"
+    yield from _all_items(http, path, lambda item: _text(item, "id", path))
+
+
+def fetch_members(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
+    path = f"{_org_path(org_name)}/members"
+    yield from _all_items(http, path, lambda item: _user_id(item, path))
+
+
+def fetch_teams(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
+    path = f"{_org_path(org_name)}/teams"
+    yield from _all_items(http, path, lambda item: _text(item, "id", path))
+
+
+def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Iterator[dict]:
+    path = f"{_org_path(org_name)}/teams/{quote(team_slug, safe='')}/members"
+    yield from _all_items(http, path, lambda item: _user_id(item, path))
+
+
+# -- normalise ---------------------------------------------------------------------------------
+
+def user_from_member(item: dict) -> User:
+    user = item["user"]
+    two_factor = user.get("two_factor_auth_configured")
+    return User(
+        id=user["id"],
+        email=user.get("email"),
+        name=user.get("name") or user.get("display_name"),
+        account_type="human",
+        status="enabled",
+        provider_status=None,
+        last_sign_in_at=None,
+        mfa_enabled=None if two_factor is None else int(bool(two_factor)),
+        created_at=_timestamp(user.get("created_at")),
+    )
+
+
+def organization_from_item(item: dict) -> Organization:
+    return Organization(id=item["id"], name=item.get("name"))
+
+
+def team_from_item(item: dict, organization_id: str) -> Team:
+    return Team(id=item["id"], organization_id=organization_id, name=item.get("name"),
+                slug=item.get("slug"), description=item.get("description"))
+
+
+def _user_id(item: dict, path: str) -> str:
+    user = item.get("user")
+    if not isinstance(user, dict):
+        raise errors.BadResponse(PROVIDER, "listed a member without its user", path=path)
+    return _text(user, "id", path)
+
+
+def _text(item: dict, key: str, path: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise errors.BadResponse(PROVIDER, f"listed an item without '{key}'", path=path)
+    return value
+
+
+def _timestamp(value) -> str | None:
+    try:
+        return timestamps.normalise(value)
+    except (ValueError, AttributeError):
+        raise errors.BadResponse(PROVIDER, f"sent a timestamp that is not ISO-8601: {value!r}")
+
+
+# -- assemble ----------------------------------------------------------------------------------
+
+def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
+                   progress: Progress = lambda _: None) -> Snapshot:
+    snapshot = Snapshot(provider=PROVIDER)
+    raw_orgs = list(fetch_organizations(http))
+    for item in raw_orgs:
+        if not isinstance(item.get("name"), str) or not item["name"]:
+            raise errors.BadResponse(PROVIDER, "listed an organisation without 'name'",
+                                     path=f"{API}/organizations")
+    snapshot.organizations = [organization_from_item(item) for item in raw_orgs]
+    users: dict[str, User] = {}
+    memberships: list[Membership] = []
+    team_jobs: list[tuple[Organization, Team]] = []
+
+    for org in snapshot.organizations:
+        members: list = []
+        try:
+            members = [(user_from_member(item), item.get("role"))
+                       for item in fetch_members(http, org.name)]
+        except errors.ProviderError as exc:
+            snapshot.failures.append(ScopeFailure(f"organization {org.name} members", str(exc)))
+        else:
+            for user, role in members:
+                users[user.id] = user
+                memberships.append(Membership("organization", org.id, user.id,
+                                              role if isinstance(role, str) and role else "member"))
+            snapshot.membership_scopes.append(MembershipScope("organization", org.id))
+        try:
+            teams = [team_from_item(item, org.id) for item in fetch_teams(http, org.name)]
+        except errors.ProviderError as exc:
+            snapshot.failures.append(ScopeFailure(f"organization {org.name} teams", str(exc)))
+            continue
+        snapshot.teams.extend(teams)
+        snapshot.team_scopes.add(org.id)
+        team_jobs.extend((org, team) for team in teams)
+        progress(f"planetscale: {org.name}: {len(members)} members, {len(teams)} teams")
+
+    def read_team(job: tuple[Organization, Team]):
+        org, team = job
+        if not team.slug:
+            raise errors.BadResponse(PROVIDER, f"team {team.id} has no slug",
+                                     path=f"{_org_path(org.name)}/teams")
+        return [user_from_member(item) for item in fetch_team_members(http, org.name, team.slug)]
+
+    with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
+        futures = [(job, pool.submit(read_team, job)) for job in team_jobs]
+        for (org, team), future in futures:
+            try:
+                team_users = future.result()
+            except errors.ProviderError as exc:
+                snapshot.failures.append(ScopeFailure(
+                    f"organization {org.name} team {team.slug or team.id} members", str(exc)))
+                continue
+            for user in team_users:
+                users.setdefault(user.id, user)
+                memberships.append(Membership("team", team.id, user.id, "member"))
+            snapshot.membership_scopes.append(MembershipScope("team", team.id))
+
+    snapshot.users = list(users.values())
+    snapshot.memberships = memberships
+    return snapshot
