@@ -184,8 +184,13 @@ def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path
     from daemon.demo import run_demo
 
     configure_logging("WARNING")
+    try:  # the demo honours ACCESSTRAIL_HOST/PORT for serving, and nothing else of the config
+        settings = load_settings(env_file)
+        host, port = settings.host, settings.port
+    except ConfigError:
+        host, port = "127.0.0.1", 8001
     run_demo(db_path=db or Path("accesstrail-demo.db"), rounds=rounds, serve=not no_serve,
-             seed=seed, echo=click.echo)
+             seed=seed, echo=click.echo, host=host, port=port)
     sys.exit(EXIT_OK)
 
 
