@@ -38,6 +38,7 @@ class HttpPolicy:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     request_deadline: float = 50.0   # one request, all of its retries included
+    stall_limit: float = 55.0        # no successful answer for this long: the provider is down
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 10.0
@@ -116,6 +117,8 @@ class ProviderHTTP:
         self.limiter = limiter
         self.sleep = sleep
         self.requests = 0
+        self.stalled: errors.Unreachable | None = None
+        self._last_answer = time.monotonic()
         self._count_lock = threading.Lock()
         self._client = httpx.Client(
             headers={"User-Agent": USER_AGENT, **headers},
@@ -150,7 +153,17 @@ class ProviderHTTP:
     # -- the request loop --------------------------------------------------------------------
 
     def _get_with_retries(self, path: str, params: dict) -> httpx.Response:
-        deadline = time.monotonic() + self.policy.request_deadline
+        """Send until success, a final status, or the deadline.
+
+        The deadline is the sooner of this request's own budget and the provider-wide stall
+        limit, so that concurrent requests to a provider that stopped answering all give up
+        together instead of one after another, and the run fails within a minute.
+        """
+        if self.stalled is not None:
+            raise self.stalled
+        began = time.monotonic()
+        deadline = min(began + self.policy.request_deadline,
+                       self._last_answer + self.policy.stall_limit)
         attempt = 0
         url = self.origin + path
         redirects = 0
@@ -190,6 +203,8 @@ class ProviderHTTP:
             if attempt >= self.policy.max_attempts or out_of_time:
                 if attempt > 1:
                     failure.what += f" after {attempt} attempts"
+                if isinstance(failure, errors.Unreachable) and self._last_answer <= began:
+                    self.stalled = failure   # nothing at all answered while this one retried
                 raise failure
             logger.debug("{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
                          self.provider, path, attempt, failure.what, wait)
@@ -206,6 +221,7 @@ class ProviderHTTP:
                                 connect=min(self.policy.connect_timeout, remaining))
         started = time.monotonic()
         response = self._client.get(url, params=params, timeout=timeout)
+        self._last_answer = time.monotonic()
         logger.debug("{} GET {} → {} in {:.0f}ms", self.provider, urlsplit(url).path,
                      response.status_code, (time.monotonic() - started) * 1000)
         return response

@@ -129,6 +129,19 @@ def team_from_item(item: dict, organization_id: str) -> Team:
                 slug=item.get("slug"), description=item.get("description"))
 
 
+def _role(item: dict, org_name: str) -> str:
+    """The org role word as PlanetScale sends it; unknown words (``analyst``, …) are kept.
+
+    A missing role is an error rather than a guess: recording "member" for someone who is
+    really an admin would be a change that did not happen.
+    """
+    role = item.get("role")
+    if not isinstance(role, str) or not role:
+        raise errors.BadResponse(PROVIDER, "listed a member without a role",
+                                 path=f"{_org_path(org_name)}/members")
+    return role
+
+
 def _user_id(item: dict, path: str) -> str:
     user = item.get("user")
     if not isinstance(user, dict):
@@ -168,15 +181,14 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
     for org in snapshot.organizations:
         members: list = []
         try:
-            members = [(user_from_member(item), item.get("role"))
+            members = [(user_from_member(item), _role(item, org.name))
                        for item in fetch_members(http, org.name)]
         except errors.ProviderError as exc:
             snapshot.failures.append(ScopeFailure(f"organization {org.name} members", str(exc)))
         else:
             for user, role in members:
                 users[user.id] = user
-                memberships.append(Membership("organization", org.id, user.id,
-                                              role if isinstance(role, str) and role else "member"))
+                memberships.append(Membership("organization", org.id, user.id, role))
             snapshot.membership_scopes.append(MembershipScope("organization", org.id))
         try:
             teams = [team_from_item(item, org.id) for item in fetch_teams(http, org.name)]
@@ -209,6 +221,8 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
                 memberships.append(Membership("team", team.id, user.id, "member"))
             snapshot.membership_scopes.append(MembershipScope("team", team.id))
 
+    if http.stalled is not None:  # not one scope's failure: the provider stopped answering
+        raise http.stalled
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     return snapshot

@@ -258,6 +258,8 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
     except errors.ProviderError as exc:
         snapshot.failures.append(ScopeFailure("teams", str(exc)))
 
+    if http.stalled is not None:  # not one scope's failure: the provider stopped answering
+        raise http.stalled
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     snapshot.membership_scopes = [
