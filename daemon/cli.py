@@ -115,6 +115,18 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
 @main.command()
 @env_file_option
 @db_option
+def run(env_file: Path | None, db: Path | None) -> None:
+    """Run the daemon: sync each provider on its interval until SIGTERM/SIGINT."""
+    from daemon.scheduler import run_daemon
+
+    settings = settings_or_exit(env_file, db)
+    require_providers(settings, None)
+    sys.exit(run_daemon(settings))
+
+
+@main.command()
+@env_file_option
+@db_option
 def check(env_file: Path | None, db: Path | None) -> None:
     """Validate the configuration and prove each credential with one cheap read."""
     from daemon.probe import probe_provider
