@@ -203,8 +203,9 @@ class ProviderHTTP:
             if attempt >= self.policy.max_attempts or out_of_time:
                 if attempt > 1:
                     failure.what += f" after {attempt} attempts"
-                if isinstance(failure, errors.Unreachable) and self._last_answer <= began:
-                    self.stalled = failure   # nothing at all answered while this one retried
+                if (isinstance(failure, errors.Unreachable)
+                        and time.monotonic() + wait >= self._last_answer + self.policy.stall_limit):
+                    self.stalled = failure   # nothing has answered for the whole stall limit
                 raise failure
             logger.debug("{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
                          self.provider, path, attempt, failure.what, wait)

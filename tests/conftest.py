@@ -20,7 +20,7 @@ from daemon.simulate.scalr import ScalrSimulator, ScalrState
 
 #: Production timing shrunk so retry and timeout tests take a second, not a minute.
 FAST_POLICY = HttpPolicy(connect_timeout=1.0, read_timeout=1.0, request_deadline=4.0,
-                         max_attempts=4, backoff_base=0.01, backoff_cap=0.05)
+                         stall_limit=6.0, max_attempts=4, backoff_base=0.01, backoff_cap=0.05)
 
 
 @pytest.fixture(autouse=True)
