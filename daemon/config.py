@@ -215,13 +215,14 @@ def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
     A trailing slash, or a path equal to the API's own prefix (``allowed_path``), is tolerated
     because people paste both; anything else in the path, a query or credentials is refused.
     """
+    shown = _without_userinfo(url.strip())
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
-        raise ConfigError(variable, f"not a valid URL: {url!r}") from None
+        raise ConfigError(variable, f"not a valid URL: {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(variable, f"must be an https:// URL, got {url!r}")
+        raise ConfigError(variable, f"must be an https:// URL, got {shown!r}")
     if parts.username or parts.password:
         raise ConfigError(variable, "must not contain credentials; set the token variable instead")
     if parts.query or parts.fragment:
@@ -236,6 +237,11 @@ def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
                           "such as 127.0.0.1 or localhost)")
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     return f"{parts.scheme}://{host.lower()}{f':{port}' if port else ''}"
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL as safe to print: a password pasted into it must not reach a log or terminal."""
+    return re.sub(r"^([^/]*//)[^/@]*@", r"\1***@", url)
 
 
 def is_loopback(host: str) -> bool:
