@@ -168,23 +168,19 @@ def _add_service_account(state: ScalrState, rng: random.Random, now: datetime,
     return sa
 
 
-class ScalrEvolver:
-    """Applies random, realistic changes to a :class:`ScalrState`, one step at a time."""
+class _Evolver:
+    """Shared stepping: each step draws weighted mutations until one applies, 1..k times.
 
-    def __init__(self, state: ScalrState, rng: random.Random, max_mutations: int = 3):
-        self.state = state
+    Subclasses fill ``_mutations`` with ``(weight, mutation)`` pairs; a mutation returns its
+    description, or None when it does not apply to the current state (no one to re-enable...).
+    """
+
+    state: ScalrState | PlanetScaleState
+    _mutations: list[tuple[float, Callable[[datetime], str | None]]]
+
+    def __init__(self, rng: random.Random, max_mutations: int):
         self.rng = rng
         self.max_mutations = max_mutations
-        self.departed: dict[str, ScalrUser] = {}  # leavers, kept so the same id can come back
-        self._mutations: list[tuple[float, Callable[[datetime], str | None]]] = [
-            (6.0, self._sign_in), (2.0, self._joiner), (1.5, self._leaver),
-            (0.7, self._returning_leaver), (1.0, self._disable), (0.8, self._re_enable),
-            (1.5, self._activate_pending), (0.6, self._rename), (0.5, self._change_email),
-            (1.0, self._team_move), (1.0, self._team_join), (0.8, self._team_leave),
-            (0.4, self._add_service_account), (0.3, self._remove_service_account),
-            (0.4, self._disable_service_account), (0.4, self._add_team),
-            (0.3, self._rename_team), (0.2, self._remove_team),
-        ]
 
     def step(self, now: datetime) -> list[str]:
         """Apply 1..max_mutations changes stamped ``now``; return one description per change."""
@@ -197,6 +193,25 @@ class ScalrEvolver:
                         changes.append(description)
                         break
             return changes
+
+
+class ScalrEvolver(_Evolver):
+    """Applies random, realistic changes to a :class:`ScalrState`, one step at a time."""
+
+    def __init__(self, state: ScalrState, rng: random.Random, max_mutations: int = 3):
+        super().__init__(rng, max_mutations)
+        self.state = state
+        self.departed: dict[str, ScalrUser] = {}  # leavers, kept so the same id can come back
+        self._mutations: list[tuple[float, Callable[[datetime], str | None]]] = [
+            (6.0, self._sign_in), (2.0, self._joiner), (1.5, self._leaver),
+            (0.7, self._returning_leaver), (1.0, self._disable), (0.8, self._re_enable),
+            (1.5, self._activate_pending), (0.6, self._rename), (0.5, self._change_email),
+            (1.0, self._team_move), (1.0, self._team_join), (0.8, self._team_leave),
+            (0.4, self._add_service_account), (0.3, self._remove_service_account),
+            (0.4, self._disable_service_account), (0.4, self._add_team),
+            (0.3, self._rename_team), (0.2, self._remove_team),
+        ]
+
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -457,13 +472,12 @@ def populate_planetscale(state: PlanetScaleState, rng: random.Random, orgs: int 
                     team.joined_at[user_id] = team.created_at
 
 
-class PlanetScaleEvolver:
+class PlanetScaleEvolver(_Evolver):
     """Applies random, realistic changes to a :class:`PlanetScaleState`, one step at a time."""
 
     def __init__(self, state: PlanetScaleState, rng: random.Random, max_mutations: int = 3):
+        super().__init__(rng, max_mutations)
         self.state = state
-        self.rng = rng
-        self.max_mutations = max_mutations
         self._mutations: list[tuple[float, Callable[[datetime], str | None]]] = [
             (2.0, self._join_org), (1.5, self._leave_org), (1.2, self._change_role),
             (1.5, self._team_join), (1.2, self._team_leave), (0.4, self._add_team),
@@ -471,17 +485,6 @@ class PlanetScaleEvolver:
             (0.4, self._change_email), (0.8, self._toggle_2fa),
         ]
 
-    def step(self, now: datetime) -> list[str]:
-        """Apply 1..max_mutations changes stamped ``now``; return one description per change."""
-        with self.state.lock:
-            changes = []
-            for _ in range(self.rng.randint(1, self.max_mutations)):
-                for mutation in _weighted_order(self.rng, self._mutations):
-                    description = mutation(now)
-                    if description is not None:
-                        changes.append(description)
-                        break
-            return changes
 
     # -- helpers -------------------------------------------------------------------------------
 
