@@ -29,8 +29,10 @@ db_option = click.option(
 
 def configure_logging(level: str) -> None:
     logger.remove()
+    # diagnose=False: loguru would otherwise print every local variable of a traceback, and
+    # one of them may hold a token or a response body that echoes it.
     logger.add(sys.stderr, level=level, format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} "
-               "{message}", colorize=False)
+               "{message}", colorize=False, diagnose=False, backtrace=False)
 
 
 def settings_or_exit(env_file: Path | None, db: Path | None) -> Settings:

@@ -240,8 +240,15 @@ def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
 
 
 def _without_userinfo(url: str) -> str:
-    """The URL as safe to print: a password pasted into it must not reach a log or terminal."""
-    return re.sub(r"^([^/]*//)[^/@]*@", r"\1***@", url)
+    """The URL as safe to print: a password pasted into it must not reach a log or terminal.
+
+    Any ``@`` may be the end of credentials, however oddly the rest is spelt, so such a URL is
+    shown only up to its scheme.
+    """
+    if "@" not in url:
+        return url
+    scheme, separator, _ = url.partition("://")
+    return f"{scheme}://***" if separator else "***"
 
 
 def is_loopback(host: str) -> bool:

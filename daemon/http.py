@@ -17,6 +17,7 @@ import email.utils
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from loguru import logger
 from daemon import errors
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_BODY_BYTES = 64 << 20   # far above any real page of 100 items; a bound on memory
 USER_AGENT = "accesstrail/0.1 (+read-only identity audit)"
 
 
@@ -46,33 +48,41 @@ class HttpPolicy:
 
 
 class RateLimiter:
-    """A token bucket: at most ``per_minute`` requests in any minute, in a smooth stream.
+    """At most ``per_minute`` requests in any 60-second window, spread evenly, across threads.
 
-    The bucket holds at most one second's worth of tokens, so even a burst after an idle spell
-    stays under the per-minute budget (rate × 60 + burst ≤ per_minute when the rate is set 10%
-    below the budget by the caller).
+    Two rules together. Requests are spaced ``60 / per_minute`` seconds apart, so the traffic is
+    a smooth stream whatever algorithm the provider meters it with. And a sliding window of the
+    last ``per_minute`` send times guarantees the budget exactly, in the provider's own terms,
+    even where thread scheduling bunches requests up.
     """
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)
-        self.tokens = self.capacity
+        self.per_minute = int(per_minute)
+        self.rate = per_minute / self.WINDOW
+        self.spacing = self.WINDOW / per_minute
         self.clock = clock
         self.sleep = sleep
-        self.updated = clock()
+        self.sent: deque[float] = deque()
+        self.next_slot = float("-inf")
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
         while True:
             with self.lock:
                 now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                while self.sent and self.sent[0] <= now - self.WINDOW:
+                    self.sent.popleft()
+                earliest = self.next_slot
+                if len(self.sent) >= self.per_minute:
+                    earliest = max(earliest, self.sent[0] + self.WINDOW + 1e-6)
+                if earliest <= now:
+                    self.sent.append(now)
+                    self.next_slot = now + self.spacing
                     return
-                wait = (1 - self.tokens) / self.rate
+                wait = earliest - now
             self.sleep(wait)
 
 
@@ -169,15 +179,12 @@ class ProviderHTTP:
         redirects = 0
         while True:
             attempt += 1
-            remaining = deadline - time.monotonic()
             failure: errors.ProviderError
             wait: float | None = None
             try:
-                response = self._send(url, params, remaining)
+                response = self._send(url, params, deadline)
             except httpx.TimeoutException:
-                failure = errors.Unreachable(
-                    self.provider, f"did not answer within {self.policy.read_timeout:g}s",
-                    path=path)
+                failure = errors.Unreachable(self.provider, "did not answer in time", path=path)
             except httpx.TransportError as exc:
                 failure = errors.Unreachable(
                     self.provider, f"could not be reached at {self.origin}", path=path,
@@ -211,7 +218,14 @@ class ProviderHTTP:
                          self.provider, path, attempt, failure.what, wait)
             self.sleep(wait)
 
-    def _send(self, url: str, params: dict, remaining: float) -> httpx.Response:
+    def _send(self, url: str, params: dict, deadline: float) -> httpx.Response:
+        """One GET whose whole answer, body included, must arrive before ``deadline``.
+
+        The body is streamed so the deadline is checked between chunks: a server that keeps
+        trickling bytes would otherwise never trip the read timeout and could hold a sync for
+        ever. The raw (still encoded) bytes are handed to a plain Response, which decodes once.
+        """
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise httpx.ReadTimeout("request deadline passed")
         if self.limiter:
@@ -221,7 +235,18 @@ class ProviderHTTP:
         timeout = httpx.Timeout(min(self.policy.read_timeout, remaining),
                                 connect=min(self.policy.connect_timeout, remaining))
         started = time.monotonic()
-        response = self._client.get(url, params=params, timeout=timeout)
+        with self._client.stream("GET", url, params=params, timeout=timeout) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_raw():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer did not finish before the deadline")
+                if len(body) > MAX_BODY_BYTES:
+                    raise errors.BadResponse(
+                        self.provider, f"answered with more than {MAX_BODY_BYTES >> 20} MiB",
+                        path=urlsplit(url).path)
+            response = httpx.Response(streamed.status_code, headers=streamed.headers,
+                                      content=bytes(body), request=streamed.request)
         self._last_answer = time.monotonic()
         logger.debug("{} GET {} → {} in {:.0f}ms", self.provider, urlsplit(url).path,
                      response.status_code, (time.monotonic() - started) * 1000)
@@ -232,9 +257,10 @@ class ProviderHTTP:
         return random.uniform(ceiling / 2, ceiling)
 
     def _same_origin_redirect(self, response: httpx.Response, path: str) -> tuple[str, dict]:
-        target = response.next_request.url if response.next_request else None
+        location = response.headers.get("Location")
+        target = response.request.url.join(location) if location else None
         if target is None or _origin(str(target)) != _origin(self.origin):
-            where = _origin(str(target)) if target is not None else "nowhere"
+            where = "nowhere" if target is None else f"{target.scheme}://{target.netloc.decode()}"
             raise errors.BadResponse(
                 self.provider, f"redirected to another origin ({where}); not followed so the "
                 "token stays with the configured host", path=path,
