@@ -16,7 +16,7 @@ The first run of a provider that applies anything is its baseline: rows and vers
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 import sqlite_utils
 
@@ -30,6 +30,7 @@ TEAM_TRACKED = ("organization_id", "name", "slug", "description")
 CHANGE_COLUMNS = ("run_id", "provider", "observed_at", "kind", "user_id", "email",
                   "resource_type", "resource_id", "resource_name", "field", "old_value",
                   "new_value")
+KIND = CHANGE_COLUMNS.index("kind")
 
 
 @dataclass
@@ -62,12 +63,14 @@ def apply_snapshot(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return ApplyResult(status=status, changes=Counter(r[3] for r in diff.change_rows), error=error)
+    counts = Counter(row[KIND] for row in diff.change_rows)
+    return ApplyResult(status=status, changes=counts, error=error)
 
 
 def _differs(old, new) -> bool:
-    """SQL ``IS NOT``: NULL equals NULL, and NULL differs from any value."""
-    return old != new if (old is not None and new is not None) else (old is None) != (new is None)
+    """SQL's ``IS NOT`` (NULL equals NULL and differs from any value), which Python's ``!=``
+    on None already is; named so the diff reads as the contract states it."""
+    return old != new
 
 
 def _text(value) -> str | None:
@@ -329,7 +332,7 @@ def _scope_covers(scope: MembershipScope, resource_type: str, resource_id: str,
 
 
 def _as_dict(item: User | Organization | Team) -> dict:
-    return dict(zip((f.name for f in fields(item)), astuple(item)))
+    return {f.name: getattr(item, f.name) for f in fields(item)}
 
 
 def _upsert_rows(conn, table: str, key: tuple[str, ...], rows: list[dict]) -> None:
