@@ -171,8 +171,7 @@ class ProviderHTTP:
         """
         if self.stalled is not None:
             raise self.stalled
-        began = time.monotonic()
-        deadline = min(began + self.policy.request_deadline,
+        deadline = min(time.monotonic() + self.policy.request_deadline,
                        self._last_answer + self.policy.stall_limit)
         attempt = 0
         url = self.origin + path
