@@ -282,8 +282,9 @@ class PlanetScaleSimulator(SimServer):
 
     # -- documents -----------------------------------------------------------------------------
 
-    def _list_document(self, request: SimRequest, objects: list[dict[str, Any]],
-                       with_totals: bool) -> Reply:
+    def _list_document(self, request: SimRequest, objects: list, with_totals: bool,
+                       build=None) -> Reply:
+        """Paginate ordered records; ``build`` renders only the page asked for."""
         page = parse_int(request.param("page"), 1, "page", bad_status=400)
         per_page = parse_int(request.param("per_page"), self.default_per_page, "per_page",
                              bad_status=400)
@@ -291,6 +292,8 @@ class PlanetScaleSimulator(SimServer):
             raise BadParameter(400, "page must be 1 or greater.", "page")
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         items, total_pages = page_slice(objects, page, per_page)
+        if build is not None:
+            items = [build(item) for item in items]
         next_page = page + 1 if page < total_pages else None
         prev_page = page - 1 if page > 1 else None
         origin = self.next_page_url_origin or request.origin
@@ -359,8 +362,8 @@ class PlanetScaleSimulator(SimServer):
                                            self.state.users[u].display_name,
                                            self.state.users[u].email)]
             return self._list_document(
-                request, [self._membership_object(found, u) for u in member_ids],
-                with_totals=True)
+                request, member_ids, with_totals=True,
+                build=lambda user_id: self._membership_object(found, user_id))
 
     def _get_member(self, request: SimRequest, org: str, user_id: str) -> Reply:
         with self.state.lock:
@@ -376,8 +379,8 @@ class PlanetScaleSimulator(SimServer):
                 return self._not_found()
             teams = [found.teams[k] for k in sorted(found.teams)
                      if self._search(request, found.teams[k].name)]
-            return self._list_document(request, [self._team_object(found, t) for t in teams],
-                                       with_totals=True)
+            return self._list_document(request, teams, with_totals=True,
+                                       build=lambda team: self._team_object(found, team))
 
     def _get_team(self, request: SimRequest, org: str, slug: str) -> Reply:
         with self.state.lock:
@@ -394,6 +397,5 @@ class PlanetScaleSimulator(SimServer):
             if team is None:
                 return self._not_found()
             return self._list_document(
-                request, [self._team_membership_object(found, team, u)
-                          for u in self._team_member_ids(found, team)],
-                with_totals=True)
+                request, self._team_member_ids(found, team), with_totals=True,
+                build=lambda user_id: self._team_membership_object(found, team, user_id))

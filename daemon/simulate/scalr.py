@@ -10,6 +10,7 @@ exactly once) because that is what the product reads; tests mutate it directly o
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -89,6 +90,11 @@ class ScalrState:
     service_accounts: dict[str, ScalrServiceAccount] = field(default_factory=dict)
     teams: dict[str, ScalrTeam] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _account_user_uuid(account_id: str, user_id: str) -> str:
+    return str(uuid.uuid5(_ACCOUNT_USER_NAMESPACE, f"{account_id}/{user_id}"))
 
 
 def _ref(kind: str, ident: str) -> dict[str, str]:
@@ -181,7 +187,7 @@ class ScalrSimulator(SimServer):
 
     def account_user_id(self, user_id: str) -> str:
         """The stable account-users id for a user in this account."""
-        return str(uuid.uuid5(_ACCOUNT_USER_NAMESPACE, f"{self.state.account_id}/{user_id}"))
+        return _account_user_uuid(self.state.account_id, user_id)
 
     def _account_user_resource(self, user: ScalrUser) -> dict[str, Any]:
         return {
@@ -215,10 +221,21 @@ class ScalrSimulator(SimServer):
             "links": {"self": f"{API_PREFIX}/service-accounts/{sa.id}"},
         }
 
-    def _team_member_ids(self, team_id: str) -> list[str]:
-        return sorted(u.id for u in self.state.users.values() if team_id in u.teams)
+    def _team_members_index(self) -> dict[str, list[str]]:
+        """Team id → member ids, built once per response rather than once per team."""
+        index: dict[str, list[str]] = {}
+        for user_id in sorted(self.state.users):
+            for team_id in self.state.users[user_id].teams:
+                index.setdefault(team_id, []).append(user_id)
+        return index
 
-    def _team_resource(self, team: ScalrTeam) -> dict[str, Any]:
+    def _team_member_ids(self, team_id: str) -> list[str]:
+        return self._team_members_index().get(team_id, [])
+
+    def _team_resource(self, team: ScalrTeam,
+                       members: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        member_ids = (members.get(team.id, []) if members is not None
+                      else self._team_member_ids(team.id))
         return {
             "type": "teams",
             "id": team.id,
@@ -226,7 +243,7 @@ class ScalrSimulator(SimServer):
             "relationships": {
                 "account": {"data": _ref("accounts", self.state.account_id)},
                 "identity-provider": {"data": None},
-                "users": {"data": [_ref("users", u) for u in self._team_member_ids(team.id)]},
+                "users": {"data": [_ref("users", u) for u in member_ids]},
             },
             "links": {"self": f"{API_PREFIX}/teams/{team.id}"},
         }
@@ -242,9 +259,13 @@ class ScalrSimulator(SimServer):
                                "include")
         return wanted
 
-    def _list_document(self, request: SimRequest, resources: list[dict[str, Any]],
-                       include_for_page=None) -> Reply:
-        """Paginate already ordered resources into a JSON:API list document."""
+    def _list_document(self, request: SimRequest, resources: list,
+                       include_for_page=None, build=None) -> Reply:
+        """Paginate already ordered resources into a JSON:API list document.
+
+        ``build`` turns the page's records into resources, so a large listing only renders the
+        page asked for (a 20,000-user account stays fast to page through).
+        """
         page = parse_int(request.param("page[number]"), 1, "page[number]", bad_status=422)
         size = parse_int(request.param("page[size]"), self.default_page_size, "page[size]",
                          bad_status=422)
@@ -252,6 +273,8 @@ class ScalrSimulator(SimServer):
             raise BadParameter(422, "page[number] must be 1 or greater.", "page[number]")
         size = max(1, min(size, MAX_PAGE_SIZE))
         items, total_pages = page_slice(resources, page, size)
+        if build is not None:
+            items = [build(item) for item in items]
         next_page = page + 1 if page < total_pages else None
         base = f"{request.origin}{request.path}"
         links = {"self": f"{base}?{encode_query(request.query)}"}
@@ -282,7 +305,9 @@ class ScalrSimulator(SimServer):
         return self.error_reply(404, f"{kind} with ID '{ident}' not found or user unauthorized")
 
     def _included_teams(self, team_ids: list[str]) -> list[dict[str, Any]]:
-        return [self._team_resource(self.state.teams[t]) for t in sorted(set(team_ids))
+        wanted = sorted(t for t in set(team_ids) if t in self.state.teams)
+        members = self._team_members_index() if wanted else {}
+        return [self._team_resource(self.state.teams[t], members) for t in wanted
                 if t in self.state.teams]
 
     # -- filters -------------------------------------------------------------------------------
@@ -301,8 +326,8 @@ class ScalrSimulator(SimServer):
 
     @staticmethod
     def _query_matches(request: SimRequest, *texts: str | None) -> bool:
-        needle = (request.param("query") or "").lower()
-        return not needle or any(needle in (text or "").lower() for text in texts)
+        needle = request.param("query")
+        return not needle or any(needle.lower() in (text or "").lower() for text in texts)
 
     def _sorted_users(self) -> list[ScalrUser]:
         return [self.state.users[k] for k in sorted(self.state.users)]
@@ -335,9 +360,10 @@ class ScalrSimulator(SimServer):
             user_ids = self._id_filter(request, "filter[user]")
             team_ids = self._id_filter(request, "filter[team]")
             statuses = self._id_filter(request, "filter[status]")
+            in_account = self._account_filter_matches(request)
             users = [
-                u for u in self._sorted_users()
-                if self._account_filter_matches(request)
+                u for u in self.state.users.values()
+                if in_account
                 and (user_ids is None or u.id in user_ids)
                 and (team_ids is None or team_ids & u.teams)
                 and (statuses is None or u.status in statuses)
@@ -345,7 +371,6 @@ class ScalrSimulator(SimServer):
             ]
             # Order by the account-users id, which is what the real listing pages through.
             users.sort(key=lambda u: self.account_user_id(u.id))
-            resources = [self._account_user_resource(u) for u in users]
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 out: list[dict[str, Any]] = []
@@ -360,7 +385,8 @@ class ScalrSimulator(SimServer):
                         [t for u in page_users for t in self._user_team_ids(u)]))
                 return out
 
-            return self._list_document(request, resources, included if includes else None)
+            return self._list_document(request, users, included if includes else None,
+                                       build=self._account_user_resource)
 
     def _list_users(self, request: SimRequest) -> Reply:
         with self.state.lock:
@@ -373,7 +399,6 @@ class ScalrSimulator(SimServer):
                 and (email is None or u.email.lower() == email.lower())
                 and self._query_matches(request, u.email, u.full_name, u.username)
             ]
-            resources = [self._user_resource(u) for u in users]
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if "teams" not in includes:
@@ -381,7 +406,8 @@ class ScalrSimulator(SimServer):
                 return self._included_teams([t["id"] for r in page
                                              for t in r["relationships"]["teams"]["data"]])
 
-            return self._list_document(request, resources, included if includes else None)
+            return self._list_document(request, users, included if includes else None,
+                                       build=self._user_resource)
 
     def _get_user(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
@@ -409,12 +435,12 @@ class ScalrSimulator(SimServer):
             ]
             accounts = [sa for sa in accounts
                         if self._query_matches(request, sa.name, sa.email, sa.description)]
-            resources = [self._service_account_resource(sa) for sa in accounts]
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [self._account_resource()] if "account" in includes and page else []
 
-            return self._list_document(request, resources, included if includes else None)
+            return self._list_document(request, accounts, included if includes else None,
+                                       build=self._service_account_resource)
 
     def _get_service_account(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
@@ -436,7 +462,7 @@ class ScalrSimulator(SimServer):
                 and (name is None or self.state.teams[k].name == name)
             ]
             teams = [t for t in teams if self._query_matches(request, t.name, t.description)]
-            resources = [self._team_resource(t) for t in teams]
+            members = self._team_members_index()
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 out: list[dict[str, Any]] = []
@@ -448,7 +474,8 @@ class ScalrSimulator(SimServer):
                     out.extend(self._user_resource(self.state.users[u]) for u in member_ids)
                 return out
 
-            return self._list_document(request, resources, included if includes else None)
+            return self._list_document(request, teams, included if includes else None,
+                                       build=lambda team: self._team_resource(team, members))
 
     def _get_team(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
