@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from daemon import errors
 from daemon.http import ProviderHTTP
+from store import timestamps
 
 MAX_PAGES = 5000
 
@@ -34,11 +35,20 @@ def iterate_pages(
     *,
     page_param: str,
     read_page: Callable[[dict, str], Page],
+    key: Callable[[dict], str],
     max_pages: int = MAX_PAGES,
 ) -> Iterator[Page]:
-    """Yield each page of ``path`` in order, starting at page 1."""
+    """Yield each page of ``path`` in order, starting at page 1, and prove the listing whole.
+
+    ``key`` names an item (and rejects one without a name). Offset paging over a listing that
+    changes while it is read can skip an item, and a skipped item would be recorded as a
+    removal; so when the provider reports a total, the total must not move between pages and
+    every counted item must have been seen, or the listing is an error.
+    """
     number = 1
     fetched = 0
+    seen: set[str] = set()
+    first_total: int | None = None
     while True:
         fetched += 1
         if fetched > max_pages:
@@ -46,9 +56,18 @@ def iterate_pages(
                                      path=path)
         document = http.get_json(path, {**params, page_param: number})
         page = read_page(document, path)
+        seen.update(key(item) for item in page.items)
+        if page.total_count is not None:
+            if first_total is None:
+                first_total = page.total_count
+            elif page.total_count != first_total:
+                raise _changed(http, path, f"its total went from {first_total} to "
+                               f"{page.total_count}")
         yield page
         following = page.next_page
         if following is None:
+            if first_total is not None and len(seen) < first_total:
+                raise _changed(http, path, f"{len(seen)} of {first_total} items seen")
             return
         problem = None
         if following <= number:
@@ -63,6 +82,12 @@ def iterate_pages(
         number = following
 
 
+def _changed(http: ProviderHTTP, path: str, how: str) -> errors.BadResponse:
+    return errors.BadResponse(http.provider, f"the listing changed while it was read ({how})",
+                              path=path,
+                              hint="nothing was recorded from it; the next sync reads it again")
+
+
 def expect_list(document: dict, key: str, provider: str, path: str) -> list:
     """``document[key]`` as a list of objects, or a BadResponse naming what was wrong."""
     value = document.get(key)
@@ -73,12 +98,34 @@ def expect_list(document: dict, key: str, provider: str, path: str) -> list:
 
 
 def optional_int(value, provider: str, path: str, name: str) -> int | None:
+    """A paging number that may be absent; anything but an integer is a bad response."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise errors.BadResponse(provider, f"answered a non-numeric '{name}'",
-                                     path=path) from None
+        raise errors.BadResponse(provider, f"answered a non-integer '{name}'", path=path)
     return value
+
+
+def text(item: dict, key: str, provider: str, path: str, *, required: bool = False) -> str | None:
+    """A string field of a response object; absent or null is None unless ``required``.
+
+    Anything else (a number, an object) is a bad response: storing it would put a value in the
+    history that the provider never meant.
+    """
+    value = item.get(key)
+    if value is None or (required and value == ""):
+        if required:
+            raise errors.BadResponse(provider, f"listed an item without '{key}'", path=path)
+        return None
+    if not isinstance(value, str):
+        raise errors.BadResponse(provider, f"sent a non-text '{key}'", path=path)
+    return value
+
+
+def timestamp(value, provider: str, path: str) -> str | None:
+    """A provider timestamp in the database's format, or a bad response."""
+    try:
+        return timestamps.normalise(value)
+    except (ValueError, AttributeError, TypeError):
+        raise errors.BadResponse(provider, f"sent a timestamp that is not ISO-8601: {value!r}",
+                                 path=path) from None

@@ -474,7 +474,7 @@ def test_paging_stops_at_the_page_cap(db_path, scalr_world):
         pages = paging.iterate_pages(http, "/api/iacp/v3/account-users",
                                      {"filter[account]": scalr_world.state.account_id},
                                      page_param="page[number]", read_page=scalr._read_page,
-                                     max_pages=3)
+                                     key=lambda item: item["id"], max_pages=3)
         seen = []
         with pytest.raises(errors.BadResponse, match="within 3 pages"):
             for page in pages:

@@ -20,8 +20,7 @@ from urllib.parse import quote
 from daemon import errors
 from daemon.config import PlanetScaleSettings
 from daemon.http import HttpPolicy, ProviderHTTP, RateLimiter
-from daemon.paging import Page, expect_list, iterate_pages, optional_int
-from store import timestamps
+from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
 from store.model import (Membership, MembershipScope, Organization, ScopeFailure, Snapshot, Team,
                          User)
 
@@ -64,18 +63,9 @@ def _read_page(document: dict, path: str) -> Page:
 
 
 def _all_items(http: ProviderHTTP, path: str, key: Callable[[dict], str]) -> Iterator[dict]:
-    seen: set[str] = set()
-    last_total = None
     for page in iterate_pages(http, path, {"per_page": PER_PAGE}, page_param="page",
-                              read_page=_read_page):
-        for item in page.items:
-            seen.add(key(item))
-            yield item
-        last_total = page.total_count
-    if last_total is not None and len(seen) < last_total:
-        raise errors.BadResponse(
-            PROVIDER, f"listing changed while it was read ({len(seen)} of {last_total} items "
-            "seen)", path=path, hint="nothing was recorded from it; the next sync reads it again")
+                              read_page=_read_page, key=key):
+        yield from page.items
 
 
 def _org_path(org_name: str) -> str:
@@ -84,7 +74,7 @@ def _org_path(org_name: str) -> str:
 
 def fetch_organizations(http: ProviderHTTP) -> Iterator[dict]:
     path = f"{API}/organizations"
-    yield from _all_items(http, path, lambda item: _text(item, "id", path))
+    yield from _all_items(http, path, lambda item: _id(item, path))
 
 
 def fetch_members(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
@@ -94,7 +84,7 @@ def fetch_members(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
 
 def fetch_teams(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
     path = f"{_org_path(org_name)}/teams"
-    yield from _all_items(http, path, lambda item: _text(item, "id", path))
+    yield from _all_items(http, path, lambda item: _id(item, path))
 
 
 def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Iterator[dict]:
@@ -104,29 +94,36 @@ def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Ite
 
 # -- normalise ---------------------------------------------------------------------------------
 
-def user_from_member(item: dict) -> User:
+def user_from_member(item: dict, path: str) -> User:
     user = item["user"]
     two_factor = user.get("two_factor_auth_configured")
+    if two_factor is not None and not isinstance(two_factor, bool):
+        raise errors.BadResponse(PROVIDER, "sent a non-boolean 'two_factor_auth_configured'",
+                                 path=path)
     return User(
-        id=user["id"],
-        email=user.get("email"),
-        name=user.get("name") or user.get("display_name"),
+        id=_user_id(item, path),
+        email=text(user, "email", PROVIDER, path),
+        name=text(user, "name", PROVIDER, path) or text(user, "display_name", PROVIDER, path),
         account_type="human",
         status="enabled",
         provider_status=None,
         last_sign_in_at=None,
-        mfa_enabled=None if two_factor is None else int(bool(two_factor)),
-        created_at=_timestamp(user.get("created_at")),
+        mfa_enabled=None if two_factor is None else int(two_factor),
+        created_at=timestamp(user.get("created_at"), PROVIDER, path),
     )
 
 
 def organization_from_item(item: dict) -> Organization:
-    return Organization(id=item["id"], name=item.get("name"))
+    path = f"{API}/organizations"
+    return Organization(id=_id(item, path), name=text(item, "name", PROVIDER, path, required=True))
 
 
-def team_from_item(item: dict, organization_id: str) -> Team:
-    return Team(id=item["id"], organization_id=organization_id, name=item.get("name"),
-                slug=item.get("slug"), description=item.get("description"))
+def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
+    path = f"{_org_path(org_name)}/teams"
+    return Team(id=_id(item, path), organization_id=organization_id,
+                name=text(item, "name", PROVIDER, path),
+                slug=text(item, "slug", PROVIDER, path, required=True),
+                description=text(item, "description", PROVIDER, path))
 
 
 def _role(item: dict, org_name: str) -> str:
@@ -146,21 +143,11 @@ def _user_id(item: dict, path: str) -> str:
     user = item.get("user")
     if not isinstance(user, dict):
         raise errors.BadResponse(PROVIDER, "listed a member without its user", path=path)
-    return _text(user, "id", path)
+    return _id(user, path)
 
 
-def _text(item: dict, key: str, path: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise errors.BadResponse(PROVIDER, f"listed an item without '{key}'", path=path)
-    return value
-
-
-def _timestamp(value) -> str | None:
-    try:
-        return timestamps.normalise(value)
-    except (ValueError, AttributeError):
-        raise errors.BadResponse(PROVIDER, f"sent a timestamp that is not ISO-8601: {value!r}")
+def _id(item: dict, path: str) -> str:
+    return text(item, "id", PROVIDER, path, required=True)
 
 
 # -- assemble ----------------------------------------------------------------------------------
@@ -168,12 +155,7 @@ def _timestamp(value) -> str | None:
 def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
                    progress: Progress = lambda _: None) -> Snapshot:
     snapshot = Snapshot(provider=PROVIDER)
-    raw_orgs = list(fetch_organizations(http))
-    for item in raw_orgs:
-        if not isinstance(item.get("name"), str) or not item["name"]:
-            raise errors.BadResponse(PROVIDER, "listed an organisation without 'name'",
-                                     path=f"{API}/organizations")
-    snapshot.organizations = [organization_from_item(item) for item in raw_orgs]
+    snapshot.organizations = [organization_from_item(item) for item in fetch_organizations(http)]
     users: dict[str, User] = {}
     memberships: list[Membership] = []
     team_jobs: list[tuple[Organization, Team]] = []
@@ -181,7 +163,8 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
     for org in snapshot.organizations:
         members: list = []
         try:
-            members = [(user_from_member(item), _role(item, org.name))
+            path = f"{_org_path(org.name)}/members"
+            members = [(user_from_member(item, path), _role(item, org.name))
                        for item in fetch_members(http, org.name)]
         except errors.ProviderError as exc:
             snapshot.failures.append(ScopeFailure(f"organization {org.name} members", str(exc)))
@@ -191,7 +174,8 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
                 memberships.append(Membership("organization", org.id, user.id, role))
             snapshot.membership_scopes.append(MembershipScope("organization", org.id))
         try:
-            teams = [team_from_item(item, org.id) for item in fetch_teams(http, org.name)]
+            teams = [team_from_item(item, org.name, org.id)
+                     for item in fetch_teams(http, org.name)]
         except errors.ProviderError as exc:
             snapshot.failures.append(ScopeFailure(f"organization {org.name} teams", str(exc)))
             continue
@@ -200,12 +184,11 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
         team_jobs.extend((org, team) for team in teams)
         progress(f"planetscale: {org.name}: {len(members)} members, {len(teams)} teams")
 
-    def read_team(job: tuple[Organization, Team]):
+    def read_team(job: tuple[Organization, Team]) -> list[User]:
         org, team = job
-        if not team.slug:
-            raise errors.BadResponse(PROVIDER, f"team {team.id} has no slug",
-                                     path=f"{_org_path(org.name)}/teams")
-        return [user_from_member(item) for item in fetch_team_members(http, org.name, team.slug)]
+        path = f"{_org_path(org.name)}/teams/{team.slug}/members"
+        return [user_from_member(item, path)
+                for item in fetch_team_members(http, org.name, team.slug)]
 
     with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
         futures = [(job, pool.submit(read_team, job)) for job in team_jobs]

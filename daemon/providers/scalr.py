@@ -19,8 +19,7 @@ from loguru import logger
 from daemon import errors
 from daemon.config import ScalrSettings
 from daemon.http import HttpPolicy, ProviderHTTP
-from daemon.paging import Page, expect_list, iterate_pages, optional_int
-from store import timestamps
+from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
 from store.model import (Membership, MembershipScope, Organization, ScopeFailure, Snapshot, Team,
                          User)
 
@@ -67,48 +66,59 @@ def _read_page(document: dict, path: str) -> Page:
     )
 
 
-def _pages(http: ProviderHTTP, resource: str, params: dict) -> Iterator[Page]:
+def _pages(http: ProviderHTTP, resource: str, params: dict,
+           key: Callable[[dict], str]) -> Iterator[Page]:
     return iterate_pages(http, f"{API}/{resource}", {**params, "page[size]": PAGE_SIZE},
-                         page_param="page[number]", read_page=_read_page)
+                         page_param="page[number]", read_page=_read_page, key=key)
 
 
 def fetch_account(http: ProviderHTTP, account_name: str | None) -> dict:
-    """The ``accounts`` resource for the configured subdomain (or the token's only account)."""
+    """The ``accounts`` resource for the configured subdomain.
+
+    When the name finds nothing and the token sees exactly one account, that one (CONTRACT §6):
+    self-hosted installations may name their account differently from their host.
+    """
+    path = f"{API}/accounts"
     if account_name:
-        document = http.get_json(f"{API}/accounts", {"filter[name]": account_name})
-        found = expect_list(document, "data", PROVIDER, f"{API}/accounts")
+        document = http.get_json(path, {"filter[name]": account_name.lower()})
+        found = expect_list(document, "data", PROVIDER, path)
         if len(found) == 1:
             return found[0]
-    document = http.get_json(f"{API}/accounts", {"page[size]": PAGE_SIZE})
-    visible = expect_list(document, "data", PROVIDER, f"{API}/accounts")
-    if len(visible) == 1:
+        if found:
+            raise errors.ProviderError(
+                PROVIDER, f"{len(found)} accounts are named '{account_name}'", path=path,
+                hint="check SCALR_ACCOUNT")
+    document = http.get_json(path, {"page[size]": PAGE_SIZE})
+    visible = expect_list(document, "data", PROVIDER, path)
+    if len(visible) == 1 and _read_page(document, path).next_page is None:
         return visible[0]
     wanted = f"an account named '{account_name}'" if account_name else "exactly one account"
     raise errors.ProviderError(
-        PROVIDER, f"the token does not see {wanted} ({len(visible)} visible)",
-        path=f"{API}/accounts",
+        PROVIDER, f"the token does not see {wanted}", path=path,
         hint="check SCALR_ACCOUNT and that the token belongs to that account")
 
 
 def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[dict, dict]]:
     """Yield ``(account-user, included user)`` pairs; the included user carries email and name."""
     path = f"{API}/account-users"
-    counted: set[str] = set()
-    last_total = None
+
+    def user_id(item: dict) -> str:
+        ident = _relation_id(item, "user")
+        if ident is None:
+            raise errors.BadResponse(PROVIDER, "listed an account user without its user",
+                                     path=path)
+        return ident
+
     for page in _pages(http, "account-users",
-                       {"filter[account]": account_id, "include": "user,teams"}):
+                       {"filter[account]": account_id, "include": "user,teams"}, user_id):
         included = {(item.get("type"), item.get("id")): item
                     for item in page.document.get("included") or [] if isinstance(item, dict)}
         for item in page.items:
-            user_id = _relation_id(item, "user")
-            user = included.get(("users", user_id))
-            if user_id is None or user is None:
+            user = included.get(("users", user_id(item)))
+            if user is None:
                 raise errors.BadResponse(PROVIDER, "listed an account user without its included "
                                          "user", path=path)
-            counted.add(user_id)
             yield item, user
-        last_total = page.total_count
-    _check_complete(counted, last_total, path)
 
 
 def fetch_service_accounts(http: ProviderHTTP, account_id: str) -> Iterator[dict]:
@@ -120,64 +130,54 @@ def fetch_teams(http: ProviderHTTP, account_id: str) -> Iterator[dict]:
 
 
 def _all_items(http: ProviderHTTP, resource: str, params: dict) -> Iterator[dict]:
-    seen: set[str] = set()
-    last_total = None
-    for page in _pages(http, resource, params):
-        for item in page.items:
-            seen.add(_required(item, "id", f"{API}/{resource}"))
-            yield item
-        last_total = page.total_count
-    _check_complete(seen, last_total, f"{API}/{resource}")
-
-
-def _check_complete(seen: set[str], total: int | None, path: str) -> None:
-    """Fewer distinct items than the listing's total means the pages shifted under us: an item
-    may have been skipped, and a skipped item would be recorded as a removal."""
-    if total is not None and len(seen) < total:
-        raise errors.BadResponse(
-            PROVIDER, f"listing changed while it was read ({len(seen)} of {total} items seen)",
-            path=path, hint="nothing was recorded; the next sync will read it again")
+    path = f"{API}/{resource}"
+    for page in _pages(http, resource, params, lambda item: _id(item, path)):
+        yield from page.items
 
 
 # -- normalise: JSON:API resources → snapshot objects ------------------------------------------
 
 def user_from_account_user(account_user: dict, user: dict) -> User:
+    path = f"{API}/account-users"
     attributes = _attributes(account_user)
     user_attributes = _attributes(user)
-    provider_status = attributes.get("status")
+    provider_status = text(attributes, "status", PROVIDER, path)
     return User(
-        id=user["id"],
-        email=user_attributes.get("email"),
-        name=user_attributes.get("full-name"),
+        id=_id(user, path),
+        email=text(user_attributes, "email", PROVIDER, path),
+        name=text(user_attributes, "full-name", PROVIDER, path),
         account_type="human",
         status=_status(provider_status),
         provider_status=provider_status,
-        last_sign_in_at=_timestamp(attributes.get("last-login-at")),
+        last_sign_in_at=timestamp(attributes.get("last-login-at"), PROVIDER, path),
         mfa_enabled=None,
-        created_at=_timestamp(user_attributes.get("created-at")),
+        created_at=timestamp(user_attributes.get("created-at"), PROVIDER, path),
     )
 
 
 def user_from_service_account(item: dict) -> User:
+    path = f"{API}/service-accounts"
     attributes = _attributes(item)
-    provider_status = attributes.get("status")
+    provider_status = text(attributes, "status", PROVIDER, path)
     return User(
-        id=item["id"],
-        email=attributes.get("email"),
-        name=attributes.get("name"),
+        id=_id(item, path),
+        email=text(attributes, "email", PROVIDER, path),
+        name=text(attributes, "name", PROVIDER, path),
         account_type="service",
         status=_status(provider_status),
         provider_status=provider_status,
         last_sign_in_at=None,
         mfa_enabled=None,
-        created_at=_timestamp(attributes.get("created-at")),
+        created_at=timestamp(attributes.get("created-at"), PROVIDER, path),
     )
 
 
 def team_from_item(item: dict, account_id: str) -> Team:
+    path = f"{API}/teams"
     attributes = _attributes(item)
-    return Team(id=item["id"], organization_id=account_id, name=attributes.get("name"),
-                slug=None, description=attributes.get("description"))
+    return Team(id=_id(item, path), organization_id=account_id,
+                name=text(attributes, "name", PROVIDER, path), slug=None,
+                description=text(attributes, "description", PROVIDER, path))
 
 
 def _status(provider_status: str | None) -> str:
@@ -190,13 +190,6 @@ def _status(provider_status: str | None) -> str:
     return status
 
 
-def _timestamp(value) -> str | None:
-    try:
-        return timestamps.normalise(value)
-    except (ValueError, AttributeError):
-        raise errors.BadResponse(PROVIDER, f"sent a timestamp that is not ISO-8601: {value!r}")
-
-
 def _attributes(item: dict) -> dict:
     attributes = item.get("attributes")
     return attributes if isinstance(attributes, dict) else {}
@@ -204,19 +197,18 @@ def _attributes(item: dict) -> dict:
 
 def _relation_id(item: dict, name: str) -> str | None:
     data = ((item.get("relationships") or {}).get(name) or {}).get("data")
-    return data.get("id") if isinstance(data, dict) else None
+    ident = data.get("id") if isinstance(data, dict) else None
+    return ident if isinstance(ident, str) and ident else None
 
 
 def _relation_ids(item: dict, name: str) -> list[str]:
     data = ((item.get("relationships") or {}).get(name) or {}).get("data")
-    return [ref["id"] for ref in data or [] if isinstance(ref, dict) and ref.get("id")]
+    return [ref["id"] for ref in data or []
+            if isinstance(ref, dict) and isinstance(ref.get("id"), str) and ref["id"]]
 
 
-def _required(item: dict, key: str, path: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise errors.BadResponse(PROVIDER, f"listed an item without '{key}'", path=path)
-    return value
+def _id(item: dict, path: str) -> str:
+    return text(item, "id", PROVIDER, path, required=True)
 
 
 # -- assemble ----------------------------------------------------------------------------------
@@ -224,9 +216,10 @@ def _required(item: dict, key: str, path: str) -> str:
 def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
                    progress: Progress = lambda _: None) -> Snapshot:
     account = fetch_account(http, settings.account)
-    account_id = _required(account, "id", f"{API}/accounts")
-    organization = Organization(id=account_id,
-                                name=_attributes(account).get("name") or settings.account)
+    account_id = _id(account, f"{API}/accounts")
+    organization = Organization(
+        id=account_id,
+        name=text(_attributes(account), "name", PROVIDER, f"{API}/accounts") or settings.account)
     snapshot = Snapshot(provider=PROVIDER, organizations=[organization])
     users: dict[str, User] = {}
     memberships: list[Membership] = []
@@ -240,17 +233,15 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
         if count % 100 == 0:
             progress(f"scalr: {count} account users read")
 
-    service_accounts_complete = True
     try:
-        for item in fetch_service_accounts(http, account_id):
-            normalised = user_from_service_account(item)
-            users[normalised.id] = normalised
-            memberships.append(Membership("organization", account_id, normalised.id, "member"))
+        service_accounts = [user_from_service_account(item)
+                            for item in fetch_service_accounts(http, account_id)]
     except errors.ProviderError as exc:
-        service_accounts_complete = False
+        service_accounts = None
         snapshot.failures.append(ScopeFailure("service accounts", str(exc)))
-        users = {k: u for k, u in users.items() if u.account_type == "human"}
-        memberships = [m for m in memberships if m.user_id in users]
+    for service_account in service_accounts or []:
+        users[service_account.id] = service_account
+        memberships.append(Membership("organization", account_id, service_account.id, "member"))
 
     try:
         snapshot.teams = [team_from_item(item, account_id) for item in fetch_teams(http, account_id)]
@@ -264,7 +255,7 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
     snapshot.memberships = memberships
     snapshot.membership_scopes = [
         MembershipScope("organization", account_id,
-                        None if service_accounts_complete else "human"),
+                        None if service_accounts is not None else "human"),
         MembershipScope("team"),
     ]
     return snapshot
