@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -61,6 +63,19 @@ def require_providers(settings: Settings, only: str | None) -> list[str]:
     return enabled
 
 
+@contextlib.contextmanager
+def database_errors(path: Path):
+    """A database file that cannot be opened or is not SQLite is a configuration mistake: say so
+    in one line instead of a traceback."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        click.echo(f"configuration error: database {path}: {reason}; check --db or "
+                   "ACCESSTRAIL_DB", err=True)
+        sys.exit(EXIT_USAGE)
+
+
 class TerminalProgress:
     """Progress for long syncs on a terminal: one rewritten line on stderr, nothing elsewhere."""
 
@@ -100,7 +115,8 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     for name in require_providers(settings, provider):
         progress = TerminalProgress()
         try:
-            outcome = sync_provider(settings, name, progress=progress)
+            with database_errors(settings.db_path):
+                outcome = sync_provider(settings, name, progress=progress)
         except SyncLockBusy as exc:
             progress.clear()
             click.echo(f"{errors.PROVIDER_LABELS[name]}: not synced: {exc}", err=True)
@@ -141,6 +157,11 @@ def check(env_file: Path | None, db: Path | None) -> None:
         except errors.ProviderError as exc:
             click.echo(str(exc), err=True)
             refused = True
+        except Exception as exc:  # a bug must still be one line, and must not hide the rest
+            logger.opt(exception=exc).debug("check of {} crashed", name)
+            click.echo(f"{errors.PROVIDER_LABELS[name]}: check failed with an internal error "
+                       f"({type(exc).__name__}); please report it", err=True)
+            refused = True
     sys.exit(EXIT_FAILED if refused else EXIT_OK)
 
 
@@ -156,8 +177,10 @@ def status(env_file: Path | None, db: Path | None) -> None:
     if not settings.db_path.is_file():
         click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
         sys.exit(EXIT_FAILED)
-    database = schema.connect(settings.db_path)
-    recorded = {row["provider"] for row in database.query("SELECT DISTINCT provider FROM sync_runs")}
+    with database_errors(settings.db_path):
+        database = schema.connect(settings.db_path)
+        recorded = {row["provider"]
+                    for row in database.query("SELECT DISTINCT provider FROM sync_runs")}
     providers = [p for p in ("scalr", "planetscale")
                  if p in recorded or p in settings.enabled_providers]
     if not providers:

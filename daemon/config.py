@@ -19,6 +19,8 @@ from dotenv import dotenv_values
 
 SCALR_API_PATH = "/api/iacp/v3"
 DEFAULT_INTERVAL = "15m"
+# Below this, waiting for the client-side limiter would eat into each request's deadline.
+MIN_REQUESTS_PER_MINUTE = 30
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _INTERVAL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -95,15 +97,21 @@ class Settings:
         return [name for name in ("scalr", "planetscale") if getattr(self, name) is not None]
 
     def interval(self, provider: str) -> int:
-        return self.intervals.get(provider, 15 * 60)
+        return self.intervals[provider]
 
 
 def load_settings(
     env_file: str | Path | None = None,
     db_override: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    read_default_env_file: bool = True,
 ) -> Settings:
-    """Merge the env file (default ``./.env`` when present) under the real environment."""
+    """Merge the env file (default ``./.env`` when present) under the real environment.
+
+    ``read_default_env_file=False`` is for settings built entirely by the program (the demo's
+    simulators), which must not pick up a real configuration lying in the working directory.
+    """
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     if env_file is not None:
@@ -111,7 +119,7 @@ def load_settings(
         if not path.is_file():
             raise ConfigError("--env-file", f"no such file: {path}")
         values.update(_read_env_file(path))
-    elif Path(".env").is_file():
+    elif read_default_env_file and Path(".env").is_file():
         values.update(_read_env_file(Path(".env")))
     values.update({k: v for k, v in environ.items() if v is not None})
     return _build(_Values(values), db_override)
@@ -144,6 +152,8 @@ class _Values:
             text = Path(file_name).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE", f"cannot read {file_name}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{name}_FILE", f"{file_name} is not UTF-8 text") from None
         if not text:
             raise ConfigError(f"{name}_FILE", f"{file_name} is empty")
         return Secret(text)
@@ -203,8 +213,9 @@ def _planetscale(values: _Values) -> PlanetScaleSettings | None:
                             values.get("PLANETSCALE_API_URL", "https://api.planetscale.com"),
                             allowed_path="/v1")
     raw_budget = values.get("PLANETSCALE_REQUESTS_PER_MINUTE", "540")
-    if not raw_budget.isdigit() or int(raw_budget) < 1:
-        raise ConfigError("PLANETSCALE_REQUESTS_PER_MINUTE", "must be a whole number above 0")
+    if not raw_budget.isdigit() or int(raw_budget) < MIN_REQUESTS_PER_MINUTE:
+        raise ConfigError("PLANETSCALE_REQUESTS_PER_MINUTE",
+                          f"must be a whole number of at least {MIN_REQUESTS_PER_MINUTE}")
     return PlanetScaleSettings(token_id=token_id, token=Secret(token_value), origin=origin,
                                requests_per_minute=int(raw_budget))
 

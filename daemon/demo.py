@@ -48,7 +48,7 @@ def run_demo(db_path: Path, rounds: int, serve: bool, seed: int,
             "PLANETSCALE_SERVICE_TOKEN":
                 f"{planetscale_state.token_id}:{planetscale_state.token_secret}",
             "PLANETSCALE_API_URL": planetscale_sim.url,
-        }, db_override=db_path)
+        }, db_override=db_path, read_default_env_file=False)
         echo(f"Simulated Scalr at {scalr_sim.url}, simulated PlanetScale at "
              f"{planetscale_sim.url}; history in {db_path}")
         echo("Round 0: baseline")

@@ -116,7 +116,7 @@ class ProviderHTTP:
         secrets: tuple[str, ...] = (),
         policy: HttpPolicy | None = None,
         limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ):
         self.provider = provider
         self.origin = origin.rstrip("/")
@@ -125,7 +125,7 @@ class ProviderHTTP:
         self.credential_hint = credential_hint
         self.secrets = tuple(s for s in secrets if s)
         self.limiter = limiter
-        self.sleep = sleep
+        self.stop = stop or threading.Event()
         self.requests = 0
         self.stalled: errors.Unreachable | None = None
         self._last_answer = time.monotonic()
@@ -160,6 +160,21 @@ class ProviderHTTP:
                                      path=path)
         return document
 
+    def raise_if_interrupted(self) -> None:
+        """Raise when the whole fetch must end: the provider went silent, or we are stopping.
+
+        Provider clients call this after their scopes, so that these provider-wide conditions
+        fail the run instead of passing for a string of failed scopes (a partial run).
+        """
+        if self.stalled is not None:
+            raise self.stalled
+        if self.stop.is_set():
+            raise self._stopped(None)
+
+    def _stopped(self, path: str | None) -> errors.ProviderError:
+        return errors.ProviderError(self.provider, "sync stopped before it finished", path=path,
+                                    hint="the daemon is shutting down; nothing was recorded")
+
     # -- the request loop --------------------------------------------------------------------
 
     def _get_with_retries(self, path: str, params: dict) -> httpx.Response:
@@ -169,14 +184,15 @@ class ProviderHTTP:
         limit, so that concurrent requests to a provider that stopped answering all give up
         together instead of one after another, and the run fails within a minute.
         """
-        if self.stalled is not None:
-            raise self.stalled
+        self.raise_if_interrupted()
         deadline = min(time.monotonic() + self.policy.request_deadline,
                        self._last_answer + self.policy.stall_limit)
         attempt = 0
         url = self.origin + path
         redirects = 0
         while True:
+            if self.stop.is_set():
+                raise self._stopped(path)
             attempt += 1
             failure: errors.ProviderError
             wait: float | None = None
@@ -188,6 +204,10 @@ class ProviderHTTP:
                 failure = errors.Unreachable(
                     self.provider, f"could not be reached at {self.origin}", path=path,
                     detail=self._redact(type(exc).__name__ + (f": {exc}" if str(exc) else "")))
+            except httpx.HTTPError as exc:  # e.g. a body that fails to decode: not retryable
+                raise errors.BadResponse(
+                    self.provider, "answered with a response that could not be read", path=path,
+                    detail=self._redact(f"{type(exc).__name__}: {exc}")) from None
             else:
                 if response.is_redirect:
                     url, params = self._same_origin_redirect(response, path)
@@ -215,7 +235,7 @@ class ProviderHTTP:
                 raise failure
             logger.debug("{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
                          self.provider, path, attempt, failure.what, wait)
-            self.sleep(wait)
+            self.stop.wait(wait)   # a backoff ends early when the daemon is stopping
 
     def _send(self, url: str, params: dict, deadline: float) -> httpx.Response:
         """One GET whose whole answer, body included, must arrive before ``deadline``.
@@ -224,11 +244,11 @@ class ProviderHTTP:
         trickling bytes would otherwise never trip the read timeout and could hold a sync for
         ever. The raw (still encoded) bytes are handed to a plain Response, which decodes once.
         """
+        if self.limiter:
+            self.limiter.acquire()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise httpx.ReadTimeout("request deadline passed")
-        if self.limiter:
-            self.limiter.acquire()
         with self._count_lock:
             self.requests += 1
         timeout = httpx.Timeout(min(self.policy.read_timeout, remaining),

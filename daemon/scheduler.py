@@ -3,8 +3,9 @@
 APScheduler's BackgroundScheduler runs one job per provider, first at start-up and then every
 interval. ``max_instances=1`` and ``coalesce`` mean a slow sync is never overlapped by its own
 next run and missed runs collapse into one; the database's sync lock serialises the two
-providers. SIGTERM/SIGINT stop the scheduler after the sync in flight finishes, so a stop never
-leaves a half-applied run (and an interrupted fetch is closed as failed by the next writer).
+providers. SIGTERM/SIGINT end a fetch in flight at its next request (the run is recorded as failed,
+nothing else is written) and then stop the scheduler; an apply in flight, which takes seconds,
+always finishes, so a stop never leaves a half-applied run.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from daemon.sync import sync_provider
 from store.lock import SyncLockBusy
 
 
-def sync_job(settings: Settings, provider: str) -> None:
+def sync_job(settings: Settings, provider: str, stop: threading.Event) -> None:
     """One scheduled sync; never raises, so one bad run cannot stop the schedule."""
+    if stop.is_set():
+        return
     try:
-        outcome = sync_provider(settings, provider)
+        outcome = sync_provider(settings, provider, stop=stop)
     except SyncLockBusy as exc:
         logger.warning("{}: sync skipped: {}", provider, exc)
         return
@@ -48,7 +51,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
     for provider in settings.enabled_providers:
         interval = settings.interval(provider)
-        scheduler.add_job(sync_job, IntervalTrigger(seconds=interval), args=[settings, provider],
+        scheduler.add_job(sync_job, IntervalTrigger(seconds=interval), args=[settings, provider, stop],
                           id=provider, name=f"sync {provider}",
                           next_run_time=datetime.now(timezone.utc))
         logger.info("{}: syncing every {}s into {}", provider, interval, settings.db_path)

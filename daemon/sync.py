@@ -8,6 +8,7 @@ the run row's ``failed`` status and its one-line error.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,7 +57,9 @@ def sync_provider(
     policy: HttpPolicy | None = None,
     progress: Callable[[str], None] = lambda _: None,
     lock_wait: float = 300.0,
+    stop: threading.Event | None = None,
 ) -> SyncOutcome:
+    """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early."""
     module = PROVIDER_MODULES[provider]
     provider_settings = getattr(settings, provider)
     started = time.monotonic()
@@ -69,6 +72,8 @@ def sync_provider(
                                closed)
             run = runs.start_run(db, provider)
             http = module.make_http(provider_settings, policy)
+            if stop is not None:
+                http.stop = stop
             try:
                 snapshot = module.fetch_snapshot(http, provider_settings, progress)
             except errors.ProviderError as exc:
@@ -80,7 +85,13 @@ def sync_provider(
                 return _failed(db, run, provider, message, http.requests, started)
             finally:
                 http.close()
-            result = apply_snapshot(db, snapshot, run, http.requests)
+            try:
+                result = apply_snapshot(db, snapshot, run, http.requests)
+            except Exception as exc:  # rolled back: record why, never leave the run 'running'
+                logger.opt(exception=exc).debug("applying the {} snapshot failed", provider)
+                message = (f"{errors.PROVIDER_LABELS[provider]}: could not record the snapshot "
+                           f"({type(exc).__name__}: {exc}); nothing was written")
+                return _failed(db, run, provider, message, http.requests, started)
             return SyncOutcome(provider, run.id, result.status, result.error, http.requests,
                                time.monotonic() - started, result.changes)
         finally:

@@ -71,3 +71,11 @@ def test_serve_shows_the_history_through_datasette(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_demo_ignores_a_real_configuration_in_the_working_directory(tmp_path):
+    (tmp_path / ".env").write_text("SCALR_API_TOKEN_FILE=/nonexistent/token\n"
+                                   "PLANETSCALE_REQUESTS_PER_MINUTE=abc\n")
+    result = _accesstrail(["demo", "--rounds", "1", "--no-serve"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "accesstrail-demo.db").exists()

@@ -63,3 +63,27 @@ def test_run_without_any_provider_is_a_config_error(db_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "no provider is configured" in result.stderr
+
+
+def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_else(
+        scalr_sim, db_path):
+    scalr_sim.add_fault(path=r"/account-users$", status=200, delay=2.0)
+    env = {**os.environ, **scalr_env(scalr_sim), "ACCESSTRAIL_DB": str(db_path)}
+    process = subprocess.Popen([sys.executable, "-m", "daemon", "run"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: any(r.path.endswith("/account-users")
+                                     for r in list(scalr_sim.requests)), 20)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert took < 6          # the 2 s request in flight finishes; nothing after it is sent
+    run = _runs(db_path, "scalr")[-1]
+    assert run["status"] == "failed" and "stopped" in run["error"]
+    assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
+    assert not any(r.path.endswith(("/service-accounts", "/teams")) for r in scalr_sim.requests)

@@ -204,8 +204,7 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
                 memberships.append(Membership("team", team.id, user.id, "member"))
             snapshot.membership_scopes.append(MembershipScope("team", team.id))
 
-    if http.stalled is not None:  # not one scope's failure: the provider stopped answering
-        raise http.stalled
+    http.raise_if_interrupted()   # provider-wide, not one scope's failure
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     return snapshot

@@ -249,8 +249,7 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
     except errors.ProviderError as exc:
         snapshot.failures.append(ScopeFailure("teams", str(exc)))
 
-    if http.stalled is not None:  # not one scope's failure: the provider stopped answering
-        raise http.stalled
+    http.raise_if_interrupted()   # provider-wide, not one scope's failure
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     snapshot.membership_scopes = [
