@@ -33,11 +33,13 @@ class ProviderStatus:
         return (datetime.now(timezone.utc) - moment).total_seconds()
 
     @property
-    def healthy(self) -> bool:
-        if self.last_run is None or self.last_run["status"] == "failed":
-            return False
+    def fresh(self) -> bool:
         age = self.age_seconds
         return age is not None and age <= STALE_AFTER_INTERVALS * self.interval
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_run is not None and self.last_run["status"] != "failed" and self.fresh
 
     def lines(self) -> list[str]:
         label = PROVIDER_LABELS[self.provider]
@@ -49,10 +51,9 @@ class ProviderStatus:
         if run["error"]:
             out.append(f"  error: {run['error']}")
         if self.last_success:
-            age = self.age_seconds
-            fresh = age <= STALE_AFTER_INTERVALS * self.interval
-            out.append(f"  last success {_age(age)} ago ({self.last_success['started_at']}); "
-                       f"{'fresh' if fresh else 'stale'}")
+            out.append(f"  last success {_age(self.age_seconds)} ago "
+                       f"({self.last_success['started_at']}); "
+                       f"{'fresh' if self.fresh else 'stale'}")
         else:
             out.append("  no successful run yet")
         c = self.counts

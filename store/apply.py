@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 import sqlite_utils
 
 from store import runs
+from store.schema import TABLES
 from store.model import Membership, MembershipScope, Organization, Snapshot, Team, User
 
 USER_TRACKED = ("email", "name", "account_type", "status", "provider_status", "last_sign_in_at",
@@ -162,13 +163,12 @@ class _Diff:
                 self._change("organization_updated", field="name", old=current["name"],
                              new=org.name, **common)
         removed = set()
-        if self.snap.organizations_complete:
-            for (org_id,), current in self.orgs.items():
-                if current["removed_at"] is None and org_id not in self.snap_orgs:
-                    removed.add(org_id)
-                    self._upsert("organizations", (org_id,), {**current, "removed_at": self.stamp})
-                    self._change("organization_removed", resource_type="organization",
-                                 resource_id=org_id, resource_name=current["name"])
+        for (org_id,), current in self.orgs.items():
+            if current["removed_at"] is None and org_id not in self.snap_orgs:
+                removed.add(org_id)
+                self._upsert("organizations", (org_id,), {**current, "removed_at": self.stamp})
+                self._change("organization_removed", resource_type="organization",
+                             resource_id=org_id, resource_name=current["name"])
         return removed
 
     def _diff_teams(self, removed_orgs: set[str]) -> set[str]:
@@ -336,7 +336,8 @@ def _as_dict(item: User | Organization | Team) -> dict:
 
 
 def _upsert_rows(conn, table: str, key: tuple[str, ...], rows: list[dict]) -> None:
-    columns = list(rows[0])
+    """Insert or update whole rows; every row must carry every column of the table."""
+    columns = list(TABLES[table]["columns"])
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "

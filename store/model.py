@@ -12,11 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PROVIDERS = ("scalr", "planetscale")
-ACCOUNT_TYPES = ("human", "service")
-STATUSES = ("enabled", "disabled")
-RESOURCE_TYPES = ("organization", "team")
-
 
 @dataclass(frozen=True)
 class User:
@@ -85,14 +80,15 @@ class ScopeFailure:
 class Snapshot:
     """Everything one provider run saw, plus what it saw completely.
 
-    * ``organizations_complete``: the organisation listing finished, so an organisation missing
-      from it has really gone.
+    The organisation listing is always complete: a run that cannot list organisations fails
+    and applies nothing, so an organisation missing here has really gone. Beyond that:
+
     * ``team_scopes``: organisation ids whose team listing finished.
     * ``membership_scopes``: membership listings that finished.
+    * ``failures``: scopes that could not be read (the run becomes ``partial``).
 
     A user absent from ``users`` has left only when no membership of theirs survives the diff:
     a user whose only listing failed keeps the memberships that scope protects, and so stays.
-    * ``failures``: scopes that could not be read (the run becomes ``partial``).
     """
 
     provider: str
@@ -100,7 +96,6 @@ class Snapshot:
     users: list[User] = field(default_factory=list)
     teams: list[Team] = field(default_factory=list)
     memberships: list[Membership] = field(default_factory=list)
-    organizations_complete: bool = True
     team_scopes: set[str] = field(default_factory=set)
     membership_scopes: list[MembershipScope] = field(default_factory=list)
     failures: list[ScopeFailure] = field(default_factory=list)
