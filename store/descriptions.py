@@ -1,7 +1,8 @@
 """What each public table and column means, written once for every reader.
 
-The README's schema section is generated from this (so it cannot drift from the code), and the
-Datasette metadata reuses it, so an auditor sees the same words in both places.
+The README's schema section is generated from this (so it cannot drift from the code), and
+``store/datasette/metadata.py`` builds Datasette's metadata from it, so an auditor sees the
+same words in both places.
 """
 
 TABLES = {

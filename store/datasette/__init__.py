@@ -1,0 +1,1 @@
+"""What Datasette shows over the database: descriptions and the audit questions as queries."""
