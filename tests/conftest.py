@@ -6,6 +6,7 @@ them through the same environment variables a user sets, and read the database b
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -97,3 +98,10 @@ def snapshot_tables(db_path: Path) -> dict[str, list[tuple]]:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -5,7 +5,6 @@ serve`` in its own process and is read over HTTP, as an auditor's browser would.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState, PSOrganization, PSUser
 from daemon.simulate.scalr import ScalrSimulator, ScalrState, ScalrUser
 from daemon.sync import sync_provider
-from tests.conftest import query, settings_for
+from tests.conftest import free_port, query, settings_for
 
 
 def _stamp(days_ago: int) -> str:
@@ -50,7 +49,7 @@ def audited(tmp_path_factory):
             sync_provider(settings, provider)
     runs = query(db_path, "SELECT started_at FROM sync_runs WHERE provider = 'planetscale' "
                  "ORDER BY id")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ACCESSTRAIL_PORT": str(port)}
     server = subprocess.Popen([sys.executable, "-m", "daemon", "serve", "--db", str(db_path)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -68,11 +67,6 @@ def audited(tmp_path_factory):
     server.terminate()
     server.wait(timeout=10)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _canned(audited, name, **params):

@@ -1,14 +1,13 @@
 """The demo runs the whole product on the simulators, and ``serve`` puts it behind Datasette."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 
-from tests.conftest import query, run_cli
+from tests.conftest import free_port, query, run_cli
 
 
 def test_demo_records_a_history_of_real_changes(tmp_path):
@@ -41,16 +40,11 @@ def _accesstrail(args):
                           text=True, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_serve_shows_the_history_through_datasette(tmp_path):
     db = tmp_path / "served-demo.db"
     assert run_cli(["demo", "--rounds", "2", "--no-serve", "--db", str(db)], env={}).exit_code == 0
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ACCESSTRAIL_PORT": str(port), "ACCESSTRAIL_HOST": "127.0.0.1"}
     server = subprocess.Popen([sys.executable, "-m", "daemon", "serve", "--db", str(db)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
