@@ -23,7 +23,7 @@ def test_a_user_leaving_between_two_pages_fails_the_run_instead_of_skipping_some
     before = snapshot_tables(db_path)
     scalr_sim.clear_requests()
     # page 2 is held for a moment; meanwhile someone listed on page 1 leaves
-    scalr_sim.add_fault(path=r"/account-users$", page=2, status=200, delay=0.6, times=1)
+    scalr_sim.add_fault(path=r"/account-users$", page=2, status=200, delay=1.5, times=1)
     first_page_user = None
 
     def leave_during_page_two():
