@@ -65,6 +65,10 @@ class ScalrSettings:
     token: Secret
     origin: str             # scheme://host[:port], no path
 
+    @property
+    def api_root(self) -> str:
+        return self.origin + SCALR_API_PATH
+
 
 @dataclass(frozen=True)
 class PlanetScaleSettings:
@@ -72,6 +76,10 @@ class PlanetScaleSettings:
     token: Secret
     origin: str
     requests_per_minute: int = 540
+
+    @property
+    def api_root(self) -> str:
+        return self.origin + "/v1"
 
 
 @dataclass(frozen=True)
