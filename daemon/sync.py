@@ -71,9 +71,7 @@ def sync_provider(
                 logger.warning("closed {} run(s) left 'running' by an earlier crash as failed",
                                closed)
             run = runs.start_run(db, provider)
-            http = module.make_http(provider_settings, policy)
-            if stop is not None:
-                http.stop = stop
+            http = module.make_http(provider_settings, policy, stop)
             try:
                 snapshot = module.fetch_snapshot(http, provider_settings, progress)
             except errors.ProviderError as exc:

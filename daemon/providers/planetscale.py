@@ -13,6 +13,7 @@ below PlanetScale's documented 600 requests a minute.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -32,7 +33,8 @@ TEAM_MEMBER_WORKERS = 4
 Progress = Callable[[str], None]
 
 
-def make_http(settings: PlanetScaleSettings, policy: HttpPolicy | None = None) -> ProviderHTTP:
+def make_http(settings: PlanetScaleSettings, policy: HttpPolicy | None = None,
+              stop: threading.Event | None = None) -> ProviderHTTP:
     return ProviderHTTP(
         PROVIDER, settings.origin,
         {"Authorization": f"{settings.token_id}:{settings.token.reveal()}",
@@ -42,6 +44,7 @@ def make_http(settings: PlanetScaleSettings, policy: HttpPolicy | None = None) -
                         "refused",
         secrets=(settings.token.reveal(),),
         policy=policy,
+        stop=stop,
         limiter=RateLimiter(settings.requests_per_minute),
     )
 

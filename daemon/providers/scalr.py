@@ -12,6 +12,7 @@ were and the run is partial.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 from loguru import logger
@@ -31,7 +32,8 @@ STATUS_MAP = {"Active": "enabled", "Pending": "enabled", "Inactive": "disabled"}
 Progress = Callable[[str], None]
 
 
-def make_http(settings: ScalrSettings, policy: HttpPolicy | None = None) -> ProviderHTTP:
+def make_http(settings: ScalrSettings, policy: HttpPolicy | None = None,
+              stop: threading.Event | None = None) -> ProviderHTTP:
     return ProviderHTTP(
         PROVIDER, settings.origin,
         {"Authorization": f"Bearer {settings.token.reveal()}",
@@ -40,6 +42,7 @@ def make_http(settings: ScalrSettings, policy: HttpPolicy | None = None) -> Prov
         credential_hint="check SCALR_API_TOKEN: the Scalr token was refused",
         secrets=(settings.token.reveal(),),
         policy=policy,
+        stop=stop,
     )
 
 
