@@ -19,7 +19,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,34 +36,55 @@ def serve_world(connection, users: int, seed: int) -> None:
     """Child process: build both worlds, serve them, evolve on request until told to stop."""
     from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
     from daemon.simulate.scalr import ScalrSimulator, ScalrState
-    from daemon.simulate.world import (PlanetScaleEvolver, ScalrEvolver, populate_planetscale,
-                                       populate_scalr)
+    from daemon.simulate.world import (
+        PlanetScaleEvolver,
+        ScalrEvolver,
+        populate_planetscale,
+        populate_scalr,
+    )
 
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     scalr_state, ps_state = ScalrState(), PlanetScaleState()
-    populate_scalr(scalr_state, rng, users=users, service_accounts=max(1, users // 100),
-                   teams=max(5, users // 200), now=now)
-    populate_planetscale(ps_state, rng, orgs=3, users=max(10, users // 4),
-                         teams_per_org=max(3, users // 400), now=now)
-    evolvers = {"scalr": ScalrEvolver(scalr_state, rng, max_mutations=1),
-                "planetscale": PlanetScaleEvolver(ps_state, rng, max_mutations=1)}
+    populate_scalr(
+        scalr_state,
+        rng,
+        users=users,
+        service_accounts=max(1, users // 100),
+        teams=max(5, users // 200),
+        now=now,
+    )
+    populate_planetscale(
+        ps_state,
+        rng,
+        orgs=3,
+        users=max(10, users // 4),
+        teams_per_org=max(3, users // 400),
+        now=now,
+    )
+    evolvers = {
+        "scalr": ScalrEvolver(scalr_state, rng, max_mutations=1),
+        "planetscale": PlanetScaleEvolver(ps_state, rng, max_mutations=1),
+    }
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
-        connection.send({
-            "SCALR_API_TOKEN": scalr_state.token, "SCALR_ACCOUNT": scalr_state.account_name,
-            "SCALR_BASE_URL": scalr_sim.url,
-            "PLANETSCALE_SERVICE_TOKEN": f"{ps_state.token_id}:{ps_state.token_secret}",
-            "PLANETSCALE_API_URL": ps_sim.url,
-            # measure our code, not PlanetScale's budget (which the limiter tests cover)
-            "PLANETSCALE_REQUESTS_PER_MINUTE": "600000",
-        })
+        connection.send(
+            {
+                "SCALR_API_TOKEN": scalr_state.token,
+                "SCALR_ACCOUNT": scalr_state.account_name,
+                "SCALR_BASE_URL": scalr_sim.url,
+                "PLANETSCALE_SERVICE_TOKEN": f"{ps_state.token_id}:{ps_state.token_secret}",
+                "PLANETSCALE_API_URL": ps_sim.url,
+                # measure our code, not PlanetScale's budget (which the limiter tests cover)
+                "PLANETSCALE_REQUESTS_PER_MINUTE": "600000",
+            }
+        )
         while True:
             command = connection.recv()
             if command[0] == "stop":
                 return
             _, provider, count = command
             for _ in range(count):
-                evolvers[provider].step(datetime.now(timezone.utc))
+                evolvers[provider].step(datetime.now(UTC))
             connection.send("done")
 
 
@@ -81,9 +102,14 @@ def timed_sync(settings, provider: str) -> dict:
         applied = time.perf_counter()
     finally:
         db.close()
-    return {"users": len(snapshot.users), "memberships": len(snapshot.memberships),
-            "requests": requests, "changes": result.change_count,
-            "fetch_s": fetched - started, "apply_s": applied - fetched}
+    return {
+        "users": len(snapshot.users),
+        "memberships": len(snapshot.memberships),
+        "requests": requests,
+        "changes": result.change_count,
+        "fetch_s": fetched - started,
+        "apply_s": applied - fetched,
+    }
 
 
 def main() -> int:
@@ -96,26 +122,33 @@ def main() -> int:
 
     parent, child = multiprocessing.get_context("fork").Pipe()
     world = multiprocessing.get_context("fork").Process(
-        target=serve_world, args=(child, args.users, args.seed), daemon=True)
+        target=serve_world, args=(child, args.users, args.seed), daemon=True
+    )
     world.start()
     env = parent.recv()
     with tempfile.TemporaryDirectory() as scratch:
         settings = load_settings(environ=env, db_override=Path(scratch) / "bench.db")
-        print(f"{'provider':<12}{'sync':<10}{'users':>7}{'grants':>8}{'requests':>9}"
-              f"{'changes':>8}{'fetch s':>9}{'apply s':>9}")
+        print(
+            f"{'provider':<12}{'sync':<10}{'users':>7}{'grants':>8}{'requests':>9}"
+            f"{'changes':>8}{'fetch s':>9}{'apply s':>9}"
+        )
         for provider in ("scalr", "planetscale"):
             for label in ["baseline", "no-op"] + [f"churn {n}" for n in range(1, args.rounds + 1)]:
                 if label.startswith("churn"):
                     parent.send(("evolve", provider, args.churn))
                     parent.recv()
                 row = timed_sync(settings, provider)
-                print(f"{provider:<12}{label:<10}{row['users']:>7}{row['memberships']:>8}"
-                      f"{row['requests']:>9}{row['changes']:>8}{row['fetch_s']:>9.2f}"
-                      f"{row['apply_s']:>9.2f}")
+                print(
+                    f"{provider:<12}{label:<10}{row['users']:>7}{row['memberships']:>8}"
+                    f"{row['requests']:>9}{row['changes']:>8}{row['fetch_s']:>9.2f}"
+                    f"{row['apply_s']:>9.2f}"
+                )
         size = sum(p.stat().st_size for p in Path(scratch).glob("bench.db*"))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"database {size / 1e6:.1f} MB; peak resident memory of the syncing process "
-              f"{peak:.0f} MB")
+        print(
+            f"database {size / 1e6:.1f} MB; peak resident memory of the syncing process "
+            f"{peak:.0f} MB"
+        )
     parent.send(("stop",))
     world.join(timeout=10)
     return 0

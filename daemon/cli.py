@@ -22,19 +22,31 @@ from store.lock import SyncLockBusy
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 env_file_option = click.option(
-    "--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Env file to read settings from (default: ./.env when present).")
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Env file to read settings from (default: ./.env when present).",
+)
 db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="SQLite database file (beats ACCESSTRAIL_DB).")
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite database file (beats ACCESSTRAIL_DB).",
+)
 
 
 def configure_logging(level: str) -> None:
     logger.remove()
     # diagnose=False: loguru would otherwise print every local variable of a traceback, and
     # one of them may hold a token or a response body that echoes it.
-    logger.add(sys.stderr, level=level, format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} "
-               "{message}", colorize=False, diagnose=False, backtrace=False)
+    logger.add(
+        sys.stderr,
+        level=level,
+        format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {message}",
+        colorize=False,
+        diagnose=False,
+        backtrace=False,
+    )
 
 
 def settings_or_exit(env_file: Path | None, db: Path | None) -> Settings:
@@ -52,13 +64,17 @@ def require_providers(settings: Settings, only: str | None) -> list[str]:
     if only:
         if only not in enabled:
             variable = "SCALR_API_TOKEN" if only == "scalr" else "PLANETSCALE_SERVICE_TOKEN"
-            click.echo(f"configuration error: {variable}: not set, so {only} is not enabled",
-                       err=True)
+            click.echo(
+                f"configuration error: {variable}: not set, so {only} is not enabled", err=True
+            )
             sys.exit(EXIT_USAGE)
         return [only]
     if not enabled:
-        click.echo("configuration error: no provider is configured: set SCALR_API_TOKEN "
-                   "(with SCALR_ACCOUNT) and/or PLANETSCALE_SERVICE_TOKEN", err=True)
+        click.echo(
+            "configuration error: no provider is configured: set SCALR_API_TOKEN "
+            "(with SCALR_ACCOUNT) and/or PLANETSCALE_SERVICE_TOKEN",
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
     return enabled
 
@@ -71,8 +87,10 @@ def database_errors(path: Path):
         yield
     except (sqlite3.DatabaseError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        click.echo(f"configuration error: database {path}: {reason}; check --db or "
-                   "ACCESSTRAIL_DB", err=True)
+        click.echo(
+            f"configuration error: database {path}: {reason}; check --db or ACCESSTRAIL_DB",
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
 
 
@@ -102,8 +120,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--provider", type=click.Choice(["scalr", "planetscale"]), default=None,
-              help="Sync only this provider.")
+@click.option(
+    "--provider",
+    type=click.Choice(["scalr", "planetscale"]),
+    default=None,
+    help="Sync only this provider.",
+)
 @env_file_option
 @db_option
 def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
@@ -159,8 +181,11 @@ def check(env_file: Path | None, db: Path | None) -> None:
             refused = True
         except Exception as exc:  # a bug must still be one line, and must not hide the rest
             logger.opt(exception=exc).debug("check of {} crashed", name)
-            click.echo(f"{errors.PROVIDER_LABELS[name]}: check failed with an internal error "
-                       f"({type(exc).__name__}); please report it", err=True)
+            click.echo(
+                f"{errors.PROVIDER_LABELS[name]}: check failed with an internal error "
+                f"({type(exc).__name__}); please report it",
+                err=True,
+            )
             refused = True
     sys.exit(EXIT_FAILED if refused else EXIT_OK)
 
@@ -179,10 +204,12 @@ def status(env_file: Path | None, db: Path | None) -> None:
         sys.exit(EXIT_FAILED)
     with database_errors(settings.db_path):
         database = schema.connect(settings.db_path)
-        recorded = {row["provider"]
-                    for row in database.query("SELECT DISTINCT provider FROM sync_runs")}
-    providers = [p for p in ("scalr", "planetscale")
-                 if p in recorded or p in settings.enabled_providers]
+        recorded = {
+            row["provider"] for row in database.query("SELECT DISTINCT provider FROM sync_runs")
+        }
+    providers = [
+        p for p in ("scalr", "planetscale") if p in recorded or p in settings.enabled_providers
+    ]
     if not providers:
         click.echo("no provider has been synced and none is configured", err=True)
         sys.exit(EXIT_FAILED)
@@ -210,8 +237,13 @@ def serve(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
-@click.option("--rounds", type=click.IntRange(1, 1000), default=6, show_default=True,
-              help="How many rounds of changes to simulate after the baseline sync.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 1000),
+    default=6,
+    show_default=True,
+    help="How many rounds of changes to simulate after the baseline sync.",
+)
 @click.option("--no-serve", is_flag=True, help="Exit after the rounds instead of serving.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the world.")
 @env_file_option
@@ -226,8 +258,15 @@ def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path
         host, port = settings.host, settings.port
     except ConfigError:
         host, port = "127.0.0.1", 8001
-    run_demo(db_path=db or Path("accesstrail-demo.db"), rounds=rounds, serve=not no_serve,
-             seed=seed, echo=click.echo, host=host, port=port)
+    run_demo(
+        db_path=db or Path("accesstrail-demo.db"),
+        rounds=rounds,
+        serve=not no_serve,
+        seed=seed,
+        echo=click.echo,
+        host=host,
+        port=port,
+    )
     sys.exit(EXIT_OK)
 
 

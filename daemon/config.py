@@ -63,7 +63,7 @@ class Secret:
 class ScalrSettings:
     account: str | None
     token: Secret
-    origin: str             # scheme://host[:port], no path
+    origin: str  # scheme://host[:port], no path
 
     @property
     def api_root(self) -> str:
@@ -161,11 +161,14 @@ class _Values:
 
 def _build(values: _Values, db_override) -> Settings:
     db_path = Path(db_override or values.get("ACCESSTRAIL_DB", "./accesstrail.db"))
-    default_interval = parse_interval("ACCESSTRAIL_SYNC_INTERVAL",
-                                      values.get("ACCESSTRAIL_SYNC_INTERVAL", DEFAULT_INTERVAL))
+    default_interval = parse_interval(
+        "ACCESSTRAIL_SYNC_INTERVAL", values.get("ACCESSTRAIL_SYNC_INTERVAL", DEFAULT_INTERVAL)
+    )
     intervals = {}
-    for provider, variable in (("scalr", "SCALR_SYNC_INTERVAL"),
-                               ("planetscale", "PLANETSCALE_SYNC_INTERVAL")):
+    for provider, variable in (
+        ("scalr", "SCALR_SYNC_INTERVAL"),
+        ("planetscale", "PLANETSCALE_SYNC_INTERVAL"),
+    ):
         raw = values.get(variable)
         intervals[provider] = parse_interval(variable, raw) if raw else default_interval
     level = values.get("ACCESSTRAIL_LOG_LEVEL", "INFO").upper()
@@ -189,15 +192,19 @@ def _scalr(values: _Values) -> ScalrSettings | None:
     account = values.get("SCALR_ACCOUNT")
     base_url = values.get("SCALR_BASE_URL")
     if account is not None and not _SUBDOMAIN.match(account):
-        raise ConfigError("SCALR_ACCOUNT", "must be the account's subdomain, such as 'acme' for "
-                          "https://acme.scalr.io")
+        raise ConfigError(
+            "SCALR_ACCOUNT",
+            "must be the account's subdomain, such as 'acme' for https://acme.scalr.io",
+        )
     if base_url is not None:
         origin = checked_origin("SCALR_BASE_URL", base_url, allowed_path=SCALR_API_PATH)
     elif account is not None:
         origin = f"https://{account.lower()}.scalr.io"
     else:
-        raise ConfigError("SCALR_ACCOUNT", "required when SCALR_API_TOKEN is set (or set "
-                          "SCALR_BASE_URL for a self-hosted Scalr)")
+        raise ConfigError(
+            "SCALR_ACCOUNT",
+            "required when SCALR_API_TOKEN is set (or set SCALR_BASE_URL for a self-hosted Scalr)",
+        )
     return ScalrSettings(account=account, token=token, origin=origin)
 
 
@@ -207,17 +214,28 @@ def _planetscale(values: _Values) -> PlanetScaleSettings | None:
         return None
     token_id, colon, token_value = token.reveal().partition(":")
     if not colon or not token_id or not token_value or re.search(r"\s", token.reveal()):
-        raise ConfigError("PLANETSCALE_SERVICE_TOKEN", "expected '<token-id>:<token-value>': the "
-                          "service token's id, a colon, then the token itself")
-    origin = checked_origin("PLANETSCALE_API_URL",
-                            values.get("PLANETSCALE_API_URL", "https://api.planetscale.com"),
-                            allowed_path="/v1")
+        raise ConfigError(
+            "PLANETSCALE_SERVICE_TOKEN",
+            "expected '<token-id>:<token-value>': the "
+            "service token's id, a colon, then the token itself",
+        )
+    origin = checked_origin(
+        "PLANETSCALE_API_URL",
+        values.get("PLANETSCALE_API_URL", "https://api.planetscale.com"),
+        allowed_path="/v1",
+    )
     raw_budget = values.get("PLANETSCALE_REQUESTS_PER_MINUTE", "540")
     if not raw_budget.isdigit() or int(raw_budget) < MIN_REQUESTS_PER_MINUTE:
-        raise ConfigError("PLANETSCALE_REQUESTS_PER_MINUTE",
-                          f"must be a whole number of at least {MIN_REQUESTS_PER_MINUTE}")
-    return PlanetScaleSettings(token_id=token_id, token=Secret(token_value), origin=origin,
-                               requests_per_minute=int(raw_budget))
+        raise ConfigError(
+            "PLANETSCALE_REQUESTS_PER_MINUTE",
+            f"must be a whole number of at least {MIN_REQUESTS_PER_MINUTE}",
+        )
+    return PlanetScaleSettings(
+        token_id=token_id,
+        token=Secret(token_value),
+        origin=origin,
+        requests_per_minute=int(raw_budget),
+    )
 
 
 def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
@@ -240,12 +258,18 @@ def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
         raise ConfigError(variable, "must not contain a query or fragment")
     path = parts.path.rstrip("/")
     if path not in ("", allowed_path):
-        raise ConfigError(variable, f"must be an origin such as https://host[:port]"
-                          f"{' (optionally ending in ' + allowed_path + ')' if allowed_path else ''}"
-                          f", got path {parts.path!r}")
+        raise ConfigError(
+            variable,
+            f"must be an origin such as https://host[:port]"
+            f"{' (optionally ending in ' + allowed_path + ')' if allowed_path else ''}"
+            f", got path {parts.path!r}",
+        )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError(variable, "must use https:// (http:// is allowed only for loopback hosts "
-                          "such as 127.0.0.1 or localhost)")
+        raise ConfigError(
+            variable,
+            "must use https:// (http:// is allowed only for loopback hosts "
+            "such as 127.0.0.1 or localhost)",
+        )
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     return f"{parts.scheme}://{host.lower()}{f':{port}' if port else ''}"
 

@@ -13,44 +13,63 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.config import load_settings
 from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
 from daemon.simulate.scalr import ScalrSimulator, ScalrState
-from daemon.simulate.world import (PlanetScaleEvolver, ScalrEvolver, populate_planetscale,
-                                   populate_scalr)
+from daemon.simulate.world import (
+    PlanetScaleEvolver,
+    ScalrEvolver,
+    populate_planetscale,
+    populate_scalr,
+)
 from daemon.sync import sync_provider
 from store import schema
 
 DEMO_DB = Path("accesstrail-demo.db")
 
 
-def run_demo(db_path: Path, rounds: int, serve: bool, seed: int,
-             echo: Callable[[str], None] = print, host: str = "127.0.0.1",
-             port: int = 8001) -> None:
+def run_demo(
+    db_path: Path,
+    rounds: int,
+    serve: bool,
+    seed: int,
+    echo: Callable[[str], None] = print,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+) -> None:
     _fresh_database(db_path)
     rng = random.Random(seed)
     # The simulated clock starts `rounds` days ago and advances a day per round, so the history
     # reads like a few weeks of a real company rather than a few seconds.
-    clock = datetime.now(timezone.utc) - timedelta(days=rounds)
+    clock = datetime.now(UTC) - timedelta(days=rounds)
     scalr_state, planetscale_state = ScalrState(), PlanetScaleState()
     populate_scalr(scalr_state, rng, users=40, service_accounts=5, teams=6, now=clock)
     populate_planetscale(planetscale_state, rng, orgs=2, users=30, teams_per_org=4, now=clock)
 
-    with ScalrSimulator(scalr_state) as scalr_sim, \
-            PlanetScaleSimulator(planetscale_state) as planetscale_sim:
-        settings = load_settings(environ={
-            "SCALR_API_TOKEN": scalr_state.token,
-            "SCALR_ACCOUNT": scalr_state.account_name,
-            "SCALR_BASE_URL": scalr_sim.url,
-            "PLANETSCALE_SERVICE_TOKEN":
-                f"{planetscale_state.token_id}:{planetscale_state.token_secret}",
-            "PLANETSCALE_API_URL": planetscale_sim.url,
-        }, db_override=db_path, read_default_env_file=False)
-        echo(f"Simulated Scalr at {scalr_sim.url}, simulated PlanetScale at "
-             f"{planetscale_sim.url}; history in {db_path}")
+    with (
+        ScalrSimulator(scalr_state) as scalr_sim,
+        PlanetScaleSimulator(planetscale_state) as planetscale_sim,
+    ):
+        settings = load_settings(
+            environ={
+                "SCALR_API_TOKEN": scalr_state.token,
+                "SCALR_ACCOUNT": scalr_state.account_name,
+                "SCALR_BASE_URL": scalr_sim.url,
+                "PLANETSCALE_SERVICE_TOKEN": (
+                    f"{planetscale_state.token_id}:{planetscale_state.token_secret}"
+                ),
+                "PLANETSCALE_API_URL": planetscale_sim.url,
+            },
+            db_override=db_path,
+            read_default_env_file=False,
+        )
+        echo(
+            f"Simulated Scalr at {scalr_sim.url}, simulated PlanetScale at "
+            f"{planetscale_sim.url}; history in {db_path}"
+        )
         echo("Round 0: baseline")
         for provider in settings.enabled_providers:
             echo("  " + sync_provider(settings, provider).summary())
@@ -81,8 +100,10 @@ def _fresh_database(db_path: Path) -> None:
     if not db_path.exists():
         return
     if db_path.resolve() != DEMO_DB.resolve() and not db_path.name.endswith("-demo.db"):
-        raise SystemExit(f"demo: {db_path} already exists; the demo writes a fresh database, so "
-                         "pass a new --db path (or one ending in -demo.db)")
+        raise SystemExit(
+            f"demo: {db_path} already exists; the demo writes a fresh database, so "
+            "pass a new --db path (or one ending in -demo.db)"
+        )
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
 
@@ -92,7 +113,9 @@ def _describe_changes(db_path: Path, run_id: int) -> list[str]:
     try:
         rows = db.query(
             "SELECT kind, email, user_id, resource_type, resource_name, resource_id, field, "
-            "old_value, new_value FROM changes WHERE run_id = ? ORDER BY id", [run_id])
+            "old_value, new_value FROM changes WHERE run_id = ? ORDER BY id",
+            [run_id],
+        )
         return [_describe(row) for row in rows]
     finally:
         db.close()

@@ -14,8 +14,16 @@ class ProviderError(Exception):
 
     default_hint = "the next sync will try again"
 
-    def __init__(self, provider: str, what: str, *, path: str | None = None,
-                 status: int | None = None, detail: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        provider: str,
+        what: str,
+        *,
+        path: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
+    ):
         self.provider = provider
         self.what = what
         self.path = path

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,7 +29,7 @@ from loguru import logger
 from daemon import errors
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-MAX_BODY_BYTES = 64 << 20   # far above any real page of 100 items; a bound on memory
+MAX_BODY_BYTES = 64 << 20  # far above any real page of 100 items; a bound on memory
 USER_AGENT = "accesstrail/0.1 (+read-only identity audit)"
 
 
@@ -39,8 +39,8 @@ class HttpPolicy:
 
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
-    request_deadline: float = 50.0   # one request, all of its retries included
-    stall_limit: float = 55.0        # no successful answer for this long: the provider is down
+    request_deadline: float = 50.0  # one request, all of its retries included
+    stall_limit: float = 55.0  # no successful answer for this long: the provider is down
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 10.0
@@ -58,8 +58,12 @@ class RateLimiter:
 
     WINDOW = 60.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.per_minute = int(per_minute)
         self.rate = per_minute / self.WINDOW
         self.spacing = self.WINDOW / per_minute
@@ -98,8 +102,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class ProviderHTTP:
@@ -139,7 +143,7 @@ class ProviderHTTP:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "ProviderHTTP":
+    def __enter__(self) -> ProviderHTTP:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -153,11 +157,13 @@ class ProviderHTTP:
         try:
             document = response.json()
         except ValueError:
-            raise errors.BadResponse(self.provider, "answered with a body that is not JSON",
-                                     path=path) from None
+            raise errors.BadResponse(
+                self.provider, "answered with a body that is not JSON", path=path
+            ) from None
         if not isinstance(document, dict):
-            raise errors.BadResponse(self.provider, "answered with JSON that is not an object",
-                                     path=path)
+            raise errors.BadResponse(
+                self.provider, "answered with JSON that is not an object", path=path
+            )
         return document
 
     def raise_if_interrupted(self) -> None:
@@ -172,8 +178,12 @@ class ProviderHTTP:
             raise self._stopped(None)
 
     def _stopped(self, path: str | None) -> errors.ProviderError:
-        return errors.ProviderError(self.provider, "sync stopped before it finished", path=path,
-                                    hint="the daemon is shutting down; nothing was recorded")
+        return errors.ProviderError(
+            self.provider,
+            "sync stopped before it finished",
+            path=path,
+            hint="the daemon is shutting down; nothing was recorded",
+        )
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -185,8 +195,10 @@ class ProviderHTTP:
         together instead of one after another, and the run fails within a minute.
         """
         self.raise_if_interrupted()
-        deadline = min(time.monotonic() + self.policy.request_deadline,
-                       self._last_answer + self.policy.stall_limit)
+        deadline = min(
+            time.monotonic() + self.policy.request_deadline,
+            self._last_answer + self.policy.stall_limit,
+        )
         attempt = 0
         url = self.origin + path
         redirects = 0
@@ -202,19 +214,26 @@ class ProviderHTTP:
                 failure = errors.Unreachable(self.provider, "did not answer in time", path=path)
             except httpx.TransportError as exc:
                 failure = errors.Unreachable(
-                    self.provider, f"could not be reached at {self.origin}", path=path,
-                    detail=self._redact(type(exc).__name__ + (f": {exc}" if str(exc) else "")))
+                    self.provider,
+                    f"could not be reached at {self.origin}",
+                    path=path,
+                    detail=self._redact(type(exc).__name__ + (f": {exc}" if str(exc) else "")),
+                )
             except httpx.HTTPError as exc:  # e.g. a body that fails to decode: not retryable
                 raise errors.BadResponse(
-                    self.provider, "answered with a response that could not be read", path=path,
-                    detail=self._redact(f"{type(exc).__name__}: {exc}")) from None
+                    self.provider,
+                    "answered with a response that could not be read",
+                    path=path,
+                    detail=self._redact(f"{type(exc).__name__}: {exc}"),
+                ) from None
             else:
                 if response.is_redirect:
                     url, params = self._same_origin_redirect(response, path)
                     redirects += 1
                     if redirects > self.policy.max_redirects:
-                        raise errors.BadResponse(self.provider, "redirected too many times",
-                                                 path=path)
+                        raise errors.BadResponse(
+                            self.provider, "redirected too many times", path=path
+                        )
                     attempt -= 1
                     continue
                 if response.is_success:
@@ -229,13 +248,21 @@ class ProviderHTTP:
             if attempt >= self.policy.max_attempts or out_of_time:
                 if attempt > 1:
                     failure.what += f" after {attempt} attempts"
-                if (isinstance(failure, errors.Unreachable)
-                        and time.monotonic() + wait >= self._last_answer + self.policy.stall_limit):
-                    self.stalled = failure   # nothing has answered for the whole stall limit
+                if (
+                    isinstance(failure, errors.Unreachable)
+                    and time.monotonic() + wait >= self._last_answer + self.policy.stall_limit
+                ):
+                    self.stalled = failure  # nothing has answered for the whole stall limit
                 raise failure
-            logger.debug("{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
-                         self.provider, path, attempt, failure.what, wait)
-            self.stop.wait(wait)   # a backoff ends early when the daemon is stopping
+            logger.debug(
+                "{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
+                self.provider,
+                path,
+                attempt,
+                failure.what,
+                wait,
+            )
+            self.stop.wait(wait)  # a backoff ends early when the daemon is stopping
 
     def _send(self, url: str, params: dict, deadline: float) -> httpx.Response:
         """One GET whose whole answer, body included, must arrive before ``deadline``.
@@ -251,8 +278,10 @@ class ProviderHTTP:
             raise httpx.ReadTimeout("request deadline passed")
         with self._count_lock:
             self.requests += 1
-        timeout = httpx.Timeout(min(self.policy.read_timeout, remaining),
-                                connect=min(self.policy.connect_timeout, remaining))
+        timeout = httpx.Timeout(
+            min(self.policy.read_timeout, remaining),
+            connect=min(self.policy.connect_timeout, remaining),
+        )
         started = time.monotonic()
         with self._client.stream("GET", url, params=params, timeout=timeout) as streamed:
             body = bytearray()
@@ -262,13 +291,24 @@ class ProviderHTTP:
                     raise httpx.ReadTimeout("the answer did not finish before the deadline")
                 if len(body) > MAX_BODY_BYTES:
                     raise errors.BadResponse(
-                        self.provider, f"answered with more than {MAX_BODY_BYTES >> 20} MiB",
-                        path=urlsplit(url).path)
-            response = httpx.Response(streamed.status_code, headers=streamed.headers,
-                                      content=bytes(body), request=streamed.request)
+                        self.provider,
+                        f"answered with more than {MAX_BODY_BYTES >> 20} MiB",
+                        path=urlsplit(url).path,
+                    )
+            response = httpx.Response(
+                streamed.status_code,
+                headers=streamed.headers,
+                content=bytes(body),
+                request=streamed.request,
+            )
         self._last_answer = time.monotonic()
-        logger.debug("{} GET {} → {} in {:.0f}ms", self.provider, urlsplit(url).path,
-                     response.status_code, (time.monotonic() - started) * 1000)
+        logger.debug(
+            "{} GET {} → {} in {:.0f}ms",
+            self.provider,
+            urlsplit(url).path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
         return response
 
     def _backoff(self, attempt: int) -> float:
@@ -281,9 +321,12 @@ class ProviderHTTP:
         if target is None or _origin(str(target)) != _origin(self.origin):
             where = "nowhere" if target is None else f"{target.scheme}://{target.netloc.decode()}"
             raise errors.BadResponse(
-                self.provider, f"redirected to another origin ({where}); not followed so the "
-                "token stays with the configured host", path=path,
-                hint="check the configured URL")
+                self.provider,
+                f"redirected to another origin ({where}); not followed so the "
+                "token stays with the configured host",
+                path=path,
+                hint="check the configured URL",
+            )
         return str(target.copy_with(query=None)), dict(target.params)
 
     def _status_error(self, response: httpx.Response, path: str) -> errors.ProviderError:
@@ -295,15 +338,20 @@ class ProviderHTTP:
         detail = self._redact(detail[:300]) if detail else None
         common = dict(path=path, status=status, detail=detail)
         if status == 401:
-            return errors.CredentialsRefused(self.provider, "the token was refused",
-                                             hint=self.credential_hint, **common)
+            return errors.CredentialsRefused(
+                self.provider, "the token was refused", hint=self.credential_hint, **common
+            )
         if status == 403:
             return errors.CredentialsRefused(
-                self.provider, "the token is not allowed to read this",
-                hint="grant the token read access to it", **common)
+                self.provider,
+                "the token is not allowed to read this",
+                hint="grant the token read access to it",
+                **common,
+            )
         if status == 404:
-            return errors.NotFound(self.provider, "not found or not visible to this token",
-                                   **common)
+            return errors.NotFound(
+                self.provider, "not found or not visible to this token", **common
+            )
         if status == 429:
             return errors.RateLimited(self.provider, "rate limited the requests", **common)
         if status >= 500:

@@ -52,8 +52,9 @@ def iterate_pages(
     while True:
         fetched += 1
         if fetched > max_pages:
-            raise errors.BadResponse(http.provider, f"paging did not end within {max_pages} pages",
-                                     path=path)
+            raise errors.BadResponse(
+                http.provider, f"paging did not end within {max_pages} pages", path=path
+            )
         document = http.get_json(path, {**params, page_param: number})
         page = read_page(document, path)
         seen.update(key(item) for item in page.items)
@@ -61,8 +62,9 @@ def iterate_pages(
             if first_total is None:
                 first_total = page.total_count
             elif page.total_count != first_total:
-                raise _changed(http, path, f"its total went from {first_total} to "
-                               f"{page.total_count}")
+                raise _changed(
+                    http, path, f"its total went from {first_total} to {page.total_count}"
+                )
         yield page
         following = page.next_page
         if following is None:
@@ -77,23 +79,28 @@ def iterate_pages(
         elif not page.items:
             problem = f"page {number} was empty yet named a next page"
         if problem:
-            raise errors.BadResponse(http.provider, f"paging does not advance: {problem}",
-                                     path=path)
+            raise errors.BadResponse(
+                http.provider, f"paging does not advance: {problem}", path=path
+            )
         number = following
 
 
 def _changed(http: ProviderHTTP, path: str, how: str) -> errors.BadResponse:
-    return errors.BadResponse(http.provider, f"the listing changed while it was read ({how})",
-                              path=path,
-                              hint="nothing was recorded from it; the next sync reads it again")
+    return errors.BadResponse(
+        http.provider,
+        f"the listing changed while it was read ({how})",
+        path=path,
+        hint="nothing was recorded from it; the next sync reads it again",
+    )
 
 
 def expect_list(document: dict, key: str, provider: str, path: str) -> list:
     """``document[key]`` as a list of objects, or a BadResponse naming what was wrong."""
     value = document.get(key)
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise errors.BadResponse(provider, f"answered without a list of objects in '{key}'",
-                                 path=path)
+        raise errors.BadResponse(
+            provider, f"answered without a list of objects in '{key}'", path=path
+        )
     return value
 
 
@@ -127,5 +134,6 @@ def timestamp(value, provider: str, path: str) -> str | None:
     try:
         return timestamps.normalise(value)
     except (ValueError, AttributeError, TypeError):
-        raise errors.BadResponse(provider, f"sent a timestamp that is not ISO-8601: {value!r}",
-                                 path=path) from None
+        raise errors.BadResponse(
+            provider, f"sent a timestamp that is not ISO-8601: {value!r}", path=path
+        ) from None

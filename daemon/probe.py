@@ -11,8 +11,8 @@ from urllib.parse import quote
 from daemon import errors
 from daemon.config import Settings
 from daemon.http import HttpPolicy
-from daemon.providers import planetscale, scalr
 from daemon.paging import expect_list
+from daemon.providers import planetscale, scalr
 
 
 def probe_provider(settings: Settings, provider: str, policy: HttpPolicy | None = None) -> str:
@@ -29,13 +29,18 @@ def probe_provider(settings: Settings, provider: str, policy: HttpPolicy | None 
         # every sync needs. A 404 here is PlanetScale's way of saying the grant is missing.
         for name in names:
             try:
-                http.get_json(f"{planetscale.API}/organizations/{quote(str(name), safe='')}"
-                              "/members", {"page": 1, "per_page": 1})
+                http.get_json(
+                    f"{planetscale.API}/organizations/{quote(str(name), safe='')}/members",
+                    {"page": 1, "per_page": 1},
+                )
             except errors.NotFound:
                 raise errors.CredentialsRefused(
-                    "planetscale", f"the service token cannot read the members of {name}",
-                    hint="grant the token the read_organization access on that organisation"
+                    "planetscale",
+                    f"the service token cannot read the members of {name}",
+                    hint="grant the token the read_organization access on that organisation",
                 ) from None
         more = " and more" if document.get("next_page") else ""
-        return (f"{len(names)} organisation(s) readable at {settings.planetscale.origin}: "
-                f"{', '.join(str(n) for n in names)}{more}")
+        return (
+            f"{len(names)} organisation(s) readable at {settings.planetscale.origin}: "
+            f"{', '.join(str(n) for n in names)}{more}"
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -34,8 +34,12 @@ def sync_job(settings: Settings, provider: str, stop: threading.Event) -> None:
         return
     except Exception as exc:  # keep the daemon alive; the traceback goes to debug
         logger.opt(exception=exc).debug("sync of {} crashed", provider)
-        logger.error("{}: sync crashed ({}: {}); the next run will try again", provider,
-                     type(exc).__name__, exc)
+        logger.error(
+            "{}: sync crashed ({}: {}); the next run will try again",
+            provider,
+            type(exc).__name__,
+            exc,
+        )
         return
     if outcome.status == "succeeded":
         logger.info(outcome.summary())
@@ -47,13 +51,19 @@ def sync_job(settings: Settings, provider: str, stop: threading.Event) -> None:
 def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(
-        timezone=timezone.utc,
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
     for provider in settings.enabled_providers:
         interval = settings.interval(provider)
-        scheduler.add_job(sync_job, IntervalTrigger(seconds=interval), args=[settings, provider, stop],
-                          id=provider, name=f"sync {provider}",
-                          next_run_time=datetime.now(timezone.utc))
+        scheduler.add_job(
+            sync_job,
+            IntervalTrigger(seconds=interval),
+            args=[settings, provider, stop],
+            id=provider,
+            name=f"sync {provider}",
+            next_run_time=datetime.now(UTC),
+        )
         logger.info("{}: syncing every {}s into {}", provider, interval, settings.db_path)
 
     def request_stop(signum, _frame) -> None:

@@ -7,7 +7,7 @@ provider, or one whose last run failed, makes ``status`` exit 1 so monitoring ca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -30,7 +30,7 @@ class ProviderStatus:
         if not self.last_success:
             return None
         moment = timestamps.parse_instant(self.last_success["started_at"])
-        return (datetime.now(timezone.utc) - moment).total_seconds()
+        return (datetime.now(UTC) - moment).total_seconds()
 
     @property
     def fresh(self) -> bool:
@@ -46,20 +46,26 @@ class ProviderStatus:
         if self.last_run is None:
             return [f"{label}: never synced"]
         run = self.last_run
-        out = [f"{label}: last run #{run['id']} {run['status']} at {run['started_at']} "
-               f"({run['requests']} requests, {run['changes']} changes)"]
+        out = [
+            f"{label}: last run #{run['id']} {run['status']} at {run['started_at']} "
+            f"({run['requests']} requests, {run['changes']} changes)"
+        ]
         if run["error"]:
             out.append(f"  error: {run['error']}")
         if self.last_success:
-            out.append(f"  last success {_age(self.age_seconds)} ago "
-                       f"({self.last_success['started_at']}); "
-                       f"{'fresh' if self.fresh else 'stale'}")
+            out.append(
+                f"  last success {_age(self.age_seconds)} ago "
+                f"({self.last_success['started_at']}); "
+                f"{'fresh' if self.fresh else 'stale'}"
+            )
         else:
             out.append("  no successful run yet")
         c = self.counts
-        out.append(f"  {c['users']} users ({c['enabled']} enabled, {c['service']} service), "
-                   f"{c['organizations']} organisations, {c['teams']} teams, "
-                   f"{c['memberships']} memberships")
+        out.append(
+            f"  {c['users']} users ({c['enabled']} enabled, {c['service']} service), "
+            f"{c['organizations']} organisations, {c['teams']} teams, "
+            f"{c['memberships']} memberships"
+        )
         return out
 
 
@@ -69,8 +75,10 @@ def provider_status(db: sqlite_utils.Database, provider: str, interval: int) -> 
         return rows[0] if rows else None
 
     last_run = one("SELECT * FROM sync_runs WHERE provider = ? ORDER BY id DESC LIMIT 1")
-    last_success = one("SELECT * FROM sync_runs WHERE provider = ? "
-                       "AND status IN ('succeeded', 'partial') ORDER BY id DESC LIMIT 1")
+    last_success = one(
+        "SELECT * FROM sync_runs WHERE provider = ? "
+        "AND status IN ('succeeded', 'partial') ORDER BY id DESC LIMIT 1"
+    )
     counts = one(
         "SELECT "
         "(SELECT COUNT(*) FROM users WHERE provider = :p AND removed_at IS NULL) AS users, "
@@ -82,7 +90,8 @@ def provider_status(db: sqlite_utils.Database, provider: str, interval: int) -> 
         "  AS organizations, "
         "(SELECT COUNT(*) FROM teams WHERE provider = :p AND removed_at IS NULL) AS teams, "
         "(SELECT COUNT(*) FROM memberships WHERE provider = :p AND removed_at IS NULL) "
-        "  AS memberships".replace(":p", "?1"))
+        "  AS memberships".replace(":p", "?1")
+    )
     return ProviderStatus(provider, last_run, last_success, counts, interval)
 
 

@@ -31,7 +31,7 @@ PROVIDER_MODULES = {"scalr": scalr, "planetscale": planetscale}
 class SyncOutcome:
     provider: str
     run_id: int
-    status: str                       # succeeded | partial | failed
+    status: str  # succeeded | partial | failed
     error: str | None
     requests: int
     seconds: float
@@ -43,10 +43,14 @@ class SyncOutcome:
 
     def summary(self) -> str:
         """One line a person reads: how it went, and what changed by kind."""
-        head = (f"{errors.PROVIDER_LABELS[self.provider]}: {self.status} in {self.seconds:.1f}s, "
-                f"{self.requests} requests, {sum(self.changes.values())} changes")
+        head = (
+            f"{errors.PROVIDER_LABELS[self.provider]}: {self.status} in {self.seconds:.1f}s, "
+            f"{self.requests} requests, {sum(self.changes.values())} changes"
+        )
         if self.changes:
-            head += " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(self.changes.items())) + ")"
+            head += (
+                " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(self.changes.items())) + ")"
+            )
         return head
 
 
@@ -68,8 +72,9 @@ def sync_provider(
         try:
             closed = runs.close_stale_runs(db)
             if closed:
-                logger.warning("closed {} run(s) left 'running' by an earlier crash as failed",
-                               closed)
+                logger.warning(
+                    "closed {} run(s) left 'running' by an earlier crash as failed", closed
+                )
             run = runs.start_run(db, provider)
             http = module.make_http(provider_settings, policy, stop)
             try:
@@ -78,8 +83,10 @@ def sync_provider(
                 return _failed(db, run, provider, str(exc), http.requests, started)
             except Exception as exc:  # a bug must still close the run, and say so plainly
                 logger.opt(exception=exc).debug("unexpected error while fetching {}", provider)
-                message = (f"{errors.PROVIDER_LABELS[provider]}: internal error while reading "
-                           f"the response ({type(exc).__name__}); please report it")
+                message = (
+                    f"{errors.PROVIDER_LABELS[provider]}: internal error while reading "
+                    f"the response ({type(exc).__name__}); please report it"
+                )
                 return _failed(db, run, provider, message, http.requests, started)
             finally:
                 http.close()
@@ -87,11 +94,20 @@ def sync_provider(
                 result = apply_snapshot(db, snapshot, run, http.requests)
             except Exception as exc:  # rolled back: record why, never leave the run 'running'
                 logger.opt(exception=exc).debug("applying the {} snapshot failed", provider)
-                message = (f"{errors.PROVIDER_LABELS[provider]}: could not record the snapshot "
-                           f"({type(exc).__name__}: {exc}); nothing was written")
+                message = (
+                    f"{errors.PROVIDER_LABELS[provider]}: could not record the snapshot "
+                    f"({type(exc).__name__}: {exc}); nothing was written"
+                )
                 return _failed(db, run, provider, message, http.requests, started)
-            return SyncOutcome(provider, run.id, result.status, result.error, http.requests,
-                               time.monotonic() - started, result.changes)
+            return SyncOutcome(
+                provider,
+                run.id,
+                result.status,
+                result.error,
+                http.requests,
+                time.monotonic() - started,
+                result.changes,
+            )
         finally:
             db.close()
 

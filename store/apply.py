@@ -21,16 +21,34 @@ from dataclasses import dataclass, fields
 import sqlite_utils
 
 from store import runs
-from store.schema import TABLES
 from store.model import Membership, MembershipScope, Organization, Snapshot, Team, User
+from store.schema import TABLES
 
-USER_TRACKED = ("email", "name", "account_type", "status", "provider_status", "last_sign_in_at",
-                "mfa_enabled")
+USER_TRACKED = (
+    "email",
+    "name",
+    "account_type",
+    "status",
+    "provider_status",
+    "last_sign_in_at",
+    "mfa_enabled",
+)
 USER_CHANGE_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in_changed"}
 TEAM_TRACKED = ("organization_id", "name", "slug", "description")
-CHANGE_COLUMNS = ("run_id", "provider", "observed_at", "kind", "user_id", "email",
-                  "resource_type", "resource_id", "resource_name", "field", "old_value",
-                  "new_value")
+CHANGE_COLUMNS = (
+    "run_id",
+    "provider",
+    "observed_at",
+    "kind",
+    "user_id",
+    "email",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "field",
+    "old_value",
+    "new_value",
+)
 KIND = CHANGE_COLUMNS.index("kind")
 
 
@@ -82,8 +100,9 @@ def _text(value) -> str | None:
 class _Diff:
     """Holds one provider's current state in memory and collects the rows the run must write."""
 
-    def __init__(self, db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run,
-                 baseline: bool):
+    def __init__(
+        self, db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run, baseline: bool
+    ):
         self.db = db
         self.snap = snapshot
         self.run = run
@@ -94,10 +113,15 @@ class _Diff:
         self.teams = self._load("teams", ("id",), provider)
         self.users = self._load("users", ("id",), provider)
         self.memberships = self._load(
-            "memberships", ("resource_type", "resource_id", "user_id"), provider)
+            "memberships", ("resource_type", "resource_id", "user_id"), provider
+        )
         self.change_rows: list[tuple] = []
         self.upserts: dict[str, dict[tuple, dict]] = {
-            "organizations": {}, "teams": {}, "users": {}, "memberships": {}}
+            "organizations": {},
+            "teams": {},
+            "users": {},
+            "memberships": {},
+        }
         self.closed_user_versions: list[tuple] = []
         self.new_user_versions: list[tuple] = []
         self.closed_membership_versions: list[tuple] = []
@@ -111,19 +135,43 @@ class _Diff:
         names = [d[0] for d in rows.description]
         loaded = {}
         for values in rows:
-            row = dict(zip(names, values))
+            row = dict(zip(names, values, strict=True))
             loaded[tuple(row[k] for k in key)] = row
         return loaded
 
     # -- change rows -------------------------------------------------------------------------
 
-    def _change(self, kind: str, *, user_id=None, email=None, resource_type=None,
-                resource_id=None, resource_name=None, field=None, old=None, new=None) -> None:
+    def _change(
+        self,
+        kind: str,
+        *,
+        user_id=None,
+        email=None,
+        resource_type=None,
+        resource_id=None,
+        resource_name=None,
+        field=None,
+        old=None,
+        new=None,
+    ) -> None:
         if self.baseline:
             return
-        self.change_rows.append((
-            self.run.id, self.snap.provider, self.stamp, kind, user_id, email, resource_type,
-            resource_id, resource_name, field, _text(old), _text(new)))
+        self.change_rows.append(
+            (
+                self.run.id,
+                self.snap.provider,
+                self.stamp,
+                kind,
+                user_id,
+                email,
+                resource_type,
+                resource_id,
+                resource_name,
+                field,
+                _text(old),
+                _text(new),
+            )
+        )
 
     def _resource_name(self, resource_type: str, resource_id: str) -> str | None:
         if resource_type == "organization":
@@ -160,22 +208,34 @@ class _Diff:
                 self._change("organization_added", **common)
             elif _differs(current["name"], org.name):
                 self._upsert("organizations", (org.id,), {**current, **row})
-                self._change("organization_updated", field="name", old=current["name"],
-                             new=org.name, **common)
+                self._change(
+                    "organization_updated",
+                    field="name",
+                    old=current["name"],
+                    new=org.name,
+                    **common,
+                )
         removed = set()
         for (org_id,), current in self.orgs.items():
             if current["removed_at"] is None and org_id not in self.snap_orgs:
                 removed.add(org_id)
                 self._upsert("organizations", (org_id,), {**current, "removed_at": self.stamp})
-                self._change("organization_removed", resource_type="organization",
-                             resource_id=org_id, resource_name=current["name"])
+                self._change(
+                    "organization_removed",
+                    resource_type="organization",
+                    resource_id=org_id,
+                    resource_name=current["name"],
+                )
         return removed
 
     def _diff_teams(self, removed_orgs: set[str]) -> set[str]:
         for team in self.snap.teams:
             current = self.teams.get((team.id,))
-            row = {"provider": self.snap.provider, "id": team.id,
-                   **{k: getattr(team, k) for k in TEAM_TRACKED}}
+            row = {
+                "provider": self.snap.provider,
+                "id": team.id,
+                **{k: getattr(team, k) for k in TEAM_TRACKED},
+            }
             common = dict(resource_type="team", resource_id=team.id, resource_name=team.name)
             if current is None or current["removed_at"] is not None:
                 row["first_seen_at"] = current["first_seen_at"] if current else self.stamp
@@ -187,8 +247,9 @@ class _Diff:
             if changed:
                 self._upsert("teams", (team.id,), {**current, **row})
             for column in changed:
-                self._change("team_updated", field=column, old=current[column], new=row[column],
-                             **common)
+                self._change(
+                    "team_updated", field=column, old=current[column], new=row[column], **common
+                )
         removed = set()
         for (team_id,), current in self.teams.items():
             if current["removed_at"] is not None or team_id in self.snap_teams:
@@ -197,8 +258,12 @@ class _Diff:
             if org_id in self.snap.team_scopes or org_id in removed_orgs:
                 removed.add(team_id)
                 self._upsert("teams", (team_id,), {**current, "removed_at": self.stamp})
-                self._change("team_removed", resource_type="team", resource_id=team_id,
-                             resource_name=current["name"])
+                self._change(
+                    "team_removed",
+                    resource_type="team",
+                    resource_id=team_id,
+                    resource_name=current["name"],
+                )
         return removed
 
     def _diff_users(self) -> None:
@@ -220,44 +285,68 @@ class _Diff:
             self.closed_user_versions.append((self.stamp, self.snap.provider, user.id))
             self._open_user_version(user)
             if "status" in changed and "provider_status" in changed:
-                changed.remove("provider_status")   # one status_changed row says it (CONTRACT §4)
+                changed.remove("provider_status")  # one status_changed row says it (CONTRACT §4)
             for column in changed:
-                self._change(USER_CHANGE_KIND.get(column, "user_updated"), user_id=user.id,
-                             email=user.email, field=column, old=current[column], new=row[column])
+                self._change(
+                    USER_CHANGE_KIND.get(column, "user_updated"),
+                    user_id=user.id,
+                    email=user.email,
+                    field=column,
+                    old=current[column],
+                    new=row[column],
+                )
 
     def _open_user_version(self, user: User) -> None:
-        self.new_user_versions.append((
-            self.snap.provider, user.id, *(getattr(user, k) for k in USER_TRACKED),
-            self.stamp, None, self.run.id))
+        self.new_user_versions.append(
+            (
+                self.snap.provider,
+                user.id,
+                *(getattr(user, k) for k in USER_TRACKED),
+                self.stamp,
+                None,
+                self.run.id,
+            )
+        )
 
     def _diff_memberships(self, removed_orgs: set[str], removed_teams: set[str]) -> None:
         seen: dict[tuple, Membership] = {}
         for membership in self.snap.memberships:
-            seen[(membership.resource_type, membership.resource_id, membership.user_id)] = membership
+            seen[(membership.resource_type, membership.resource_id, membership.user_id)] = (
+                membership
+            )
         for key, membership in seen.items():
             current = self.memberships.get(key)
             common = self._membership_context(key)
             if current is None or current["removed_at"] is not None:
-                self._upsert("memberships", key, {
-                    "provider": self.snap.provider, "resource_type": key[0],
-                    "resource_id": key[1], "user_id": key[2], "role": membership.role,
-                    "first_seen_at": current["first_seen_at"] if current else self.stamp,
-                    "removed_at": None})
+                self._upsert(
+                    "memberships",
+                    key,
+                    {
+                        "provider": self.snap.provider,
+                        "resource_type": key[0],
+                        "resource_id": key[1],
+                        "user_id": key[2],
+                        "role": membership.role,
+                        "first_seen_at": current["first_seen_at"] if current else self.stamp,
+                        "removed_at": None,
+                    },
+                )
                 self._open_membership_version(key, membership.role)
                 self._change("membership_added", **common)
             elif _differs(current["role"], membership.role):
                 self._upsert("memberships", key, {**current, "role": membership.role})
                 self.closed_membership_versions.append((self.stamp, self.snap.provider, *key))
                 self._open_membership_version(key, membership.role)
-                self._change("role_changed", field="role", old=current["role"],
-                             new=membership.role, **common)
+                self._change(
+                    "role_changed", field="role", old=current["role"], new=membership.role, **common
+                )
         for key, current in self.memberships.items():
             if current["removed_at"] is not None or key in seen:
                 continue
             resource_type, resource_id, _ = key
             gone_with_resource = (
-                (resource_type == "organization" and resource_id in removed_orgs)
-                or (resource_type == "team" and resource_id in removed_teams))
+                resource_type == "organization" and resource_id in removed_orgs
+            ) or (resource_type == "team" and resource_id in removed_teams)
             if gone_with_resource or self._in_completed_scope(key):
                 self._upsert("memberships", key, {**current, "removed_at": self.stamp})
                 self.closed_membership_versions.append((self.stamp, self.snap.provider, *key))
@@ -265,14 +354,20 @@ class _Diff:
 
     def _membership_context(self, key: tuple) -> dict:
         resource_type, resource_id, user_id = key
-        return dict(user_id=user_id, email=self._user_email(user_id), resource_type=resource_type,
-                    resource_id=resource_id,
-                    resource_name=self._resource_name(resource_type, resource_id))
+        return dict(
+            user_id=user_id,
+            email=self._user_email(user_id),
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=self._resource_name(resource_type, resource_id),
+        )
 
     def _in_completed_scope(self, key: tuple) -> bool:
         resource_type, resource_id, user_id = key
-        return any(_scope_covers(scope, resource_type, resource_id, self._account_type(user_id))
-                   for scope in self.snap.membership_scopes)
+        return any(
+            _scope_covers(scope, resource_type, resource_id, self._account_type(user_id))
+            for scope in self.snap.membership_scopes
+        )
 
     def _account_type(self, user_id: str) -> str | None:
         user = self.snap_users.get(user_id)
@@ -280,7 +375,8 @@ class _Diff:
 
     def _open_membership_version(self, key: tuple, role: str) -> None:
         self.new_membership_versions.append(
-            (self.snap.provider, *key, role, self.stamp, None, self.run.id))
+            (self.snap.provider, *key, role, self.stamp, None, self.run.id)
+        )
 
     def _remove_users_without_memberships(self) -> None:
         after = {**self.memberships, **self.upserts["memberships"]}
@@ -298,37 +394,50 @@ class _Diff:
 
     def write(self) -> None:
         conn = self.db.conn
-        keys = {"organizations": ("provider", "id"), "teams": ("provider", "id"),
-                "users": ("provider", "id"),
-                "memberships": ("provider", "resource_type", "resource_id", "user_id")}
+        keys = {
+            "organizations": ("provider", "id"),
+            "teams": ("provider", "id"),
+            "users": ("provider", "id"),
+            "memberships": ("provider", "resource_type", "resource_id", "user_id"),
+        }
         for table, rows in self.upserts.items():
             if rows:
                 _upsert_rows(conn, table, keys[table], list(rows.values()))
         conn.executemany(
             "UPDATE user_versions SET valid_to = ? WHERE provider = ? AND id = ? "
-            "AND valid_to IS NULL", self.closed_user_versions)
+            "AND valid_to IS NULL",
+            self.closed_user_versions,
+        )
         conn.executemany(
             "UPDATE membership_versions SET valid_to = ? WHERE provider = ? AND resource_type = ? "
             "AND resource_id = ? AND user_id = ? AND valid_to IS NULL",
-            self.closed_membership_versions)
+            self.closed_membership_versions,
+        )
         conn.executemany(
             f"INSERT INTO user_versions (provider, id, {', '.join(USER_TRACKED)}, valid_from, "
             f"valid_to, run_id) VALUES ({', '.join('?' * (len(USER_TRACKED) + 5))})",
-            self.new_user_versions)
+            self.new_user_versions,
+        )
         conn.executemany(
             "INSERT INTO membership_versions (provider, resource_type, resource_id, user_id, role, "
             "valid_from, valid_to, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            self.new_membership_versions)
+            self.new_membership_versions,
+        )
         conn.executemany(
             f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(CHANGE_COLUMNS))})", self.change_rows)
+            f"VALUES ({', '.join('?' * len(CHANGE_COLUMNS))})",
+            self.change_rows,
+        )
 
 
-def _scope_covers(scope: MembershipScope, resource_type: str, resource_id: str,
-                  account_type: str | None) -> bool:
-    return (scope.resource_type == resource_type
-            and scope.resource_id in (None, resource_id)
-            and scope.account_type in (None, account_type))
+def _scope_covers(
+    scope: MembershipScope, resource_type: str, resource_id: str, account_type: str | None
+) -> bool:
+    return (
+        scope.resource_type == resource_type
+        and scope.resource_id in (None, resource_id)
+        and scope.account_type in (None, account_type)
+    )
 
 
 def _as_dict(item: User | Organization | Team) -> dict:
@@ -342,4 +451,5 @@ def _upsert_rows(conn, table: str, key: tuple[str, ...], rows: list[dict]) -> No
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-        [tuple(row[c] for c in columns) for row in rows])
+        [tuple(row[c] for c in columns) for row in rows],
+    )

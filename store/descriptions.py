@@ -13,7 +13,7 @@ TABLES = {
     "memberships": "Who belongs to which organisation or team, with the provider's role word.",
     "changes": "Append-only event log: one row per change a run observed.",
     "user_versions": "Type-2 history of users: the values valid from `valid_from` until "
-                     "`valid_to`.",
+    "`valid_to`.",
     "membership_versions": "Type-2 history of memberships and their roles.",
 }
 

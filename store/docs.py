@@ -25,8 +25,14 @@ def schema_markdown() -> str:
         try:
             lines = []
             for table in schema.TABLES:
-                lines += [f"### `{table}`", "", descriptions.TABLES[table], "",
-                          "| column | type | key | meaning |", "|---|---|---|---|"]
+                lines += [
+                    f"### `{table}`",
+                    "",
+                    descriptions.TABLES[table],
+                    "",
+                    "| column | type | key | meaning |",
+                    "|---|---|---|---|",
+                ]
                 for _, name, kind, _, _, pk in conn.execute(f"PRAGMA table_info({table})"):
                     key = f"pk {pk}" if pk else ""
                     meaning = descriptions.column_description(table, name)

@@ -60,7 +60,11 @@ def fail_run(db: sqlite_utils.Database, run: Run, error: str, requests: int) -> 
 
 
 def finish_run(
-    db: sqlite_utils.Database, run: Run, status: str, error: str | None, requests: int,
+    db: sqlite_utils.Database,
+    run: Run,
+    status: str,
+    error: str | None,
+    requests: int,
     changes: int,
 ) -> None:
     """Close a run that applied a snapshot; called inside the apply transaction."""
@@ -72,7 +76,7 @@ def finish_run(
 
 
 def has_applied_before(db: sqlite_utils.Database, provider: str, run: Run) -> bool:
-    """Whether an earlier run of this provider applied a snapshot (so this one is not a baseline)."""
+    """Whether an earlier run of this provider applied a snapshot (else this one is a baseline)."""
     row = db.execute(
         "SELECT 1 FROM sync_runs WHERE provider = ? AND id != ? "
         "AND status IN ('succeeded', 'partial') LIMIT 1",

@@ -8,7 +8,7 @@ Provider timestamps arrive in several ISO-8601 spellings and are normalised here
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S"
 _ISO = re.compile(
@@ -19,13 +19,13 @@ _ISO = re.compile(
 def format_instant(moment: datetime) -> str:
     """Render an aware datetime in the database format (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
     return moment.strftime(_FORMAT) + f".{moment.microsecond // 1000:03d}Z"
 
 
 def now() -> str:
-    return format_instant(datetime.now(timezone.utc))
+    return format_instant(datetime.now(UTC))
 
 
 def parse_instant(text: str) -> datetime:
@@ -36,8 +36,14 @@ def parse_instant(text: str) -> datetime:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     moment = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micros,
-        tzinfo=timezone.utc,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        micros,
+        tzinfo=UTC,
     )
     if zone and zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1

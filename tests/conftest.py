@@ -20,8 +20,15 @@ from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
 from daemon.simulate.scalr import ScalrSimulator, ScalrState
 
 #: Production timing shrunk so retry and timeout tests take a second, not a minute.
-FAST_POLICY = HttpPolicy(connect_timeout=1.0, read_timeout=1.0, request_deadline=4.0,
-                         stall_limit=6.0, max_attempts=4, backoff_base=0.01, backoff_cap=0.05)
+FAST_POLICY = HttpPolicy(
+    connect_timeout=1.0,
+    read_timeout=1.0,
+    request_deadline=4.0,
+    stall_limit=6.0,
+    max_attempts=4,
+    backoff_base=0.01,
+    backoff_cap=0.05,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +37,7 @@ def _isolated_cwd(tmp_path, monkeypatch):
     and with no accesstrail/provider variables inherited from the developer's shell."""
     monkeypatch.chdir(tmp_path)
     import os
+
     for name in list(os.environ):
         if name.startswith(("ACCESSTRAIL_", "SCALR_", "PLANETSCALE_")):
             monkeypatch.delenv(name)
@@ -53,18 +61,28 @@ def planetscale_sim():
 
 
 def scalr_env(sim: ScalrSimulator) -> dict[str, str]:
-    return {"SCALR_API_TOKEN": sim.state.token, "SCALR_ACCOUNT": sim.state.account_name,
-            "SCALR_BASE_URL": sim.url}
+    return {
+        "SCALR_API_TOKEN": sim.state.token,
+        "SCALR_ACCOUNT": sim.state.account_name,
+        "SCALR_BASE_URL": sim.url,
+    }
 
 
 def planetscale_env(sim: PlanetScaleSimulator, per_minute: int = 6000) -> dict[str, str]:
-    return {"PLANETSCALE_SERVICE_TOKEN": f"{sim.state.token_id}:{sim.state.token_secret}",
-            "PLANETSCALE_API_URL": sim.url,
-            "PLANETSCALE_REQUESTS_PER_MINUTE": str(per_minute)}
+    return {
+        "PLANETSCALE_SERVICE_TOKEN": f"{sim.state.token_id}:{sim.state.token_secret}",
+        "PLANETSCALE_API_URL": sim.url,
+        "PLANETSCALE_REQUESTS_PER_MINUTE": str(per_minute),
+    }
 
 
-def settings_for(db_path: Path, *, scalr: ScalrSimulator | None = None,
-                 planetscale: PlanetScaleSimulator | None = None, **extra: str) -> Settings:
+def settings_for(
+    db_path: Path,
+    *,
+    scalr: ScalrSimulator | None = None,
+    planetscale: PlanetScaleSimulator | None = None,
+    **extra: str,
+) -> Settings:
     env: dict[str, str] = dict(extra)
     if scalr is not None:
         env.update(scalr_env(scalr))
@@ -91,8 +109,15 @@ def query(db_path: Path, sql: str, params=()) -> list[dict]:
 
 def snapshot_tables(db_path: Path) -> dict[str, list[tuple]]:
     """Every public table's full content, for "nothing else changed" assertions."""
-    tables = ["users", "organizations", "teams", "memberships", "changes", "user_versions",
-              "membership_versions"]
+    tables = [
+        "users",
+        "organizations",
+        "teams",
+        "memberships",
+        "changes",
+        "user_versions",
+        "membership_versions",
+    ]
     conn = sqlite3.connect(db_path)
     try:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}

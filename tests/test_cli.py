@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 
 from daemon.simulate.scalr import (
-    ScalrServiceAccount, ScalrSimulator, ScalrState, ScalrTeam, ScalrUser,
+    ScalrServiceAccount,
+    ScalrSimulator,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
 )
 from tests.conftest import query, run_cli, scalr_env
 
@@ -35,13 +39,19 @@ def cli_state() -> ScalrState:
     teams = {0: {"team-a"}, 1: {"team-a", "team-b"}}
     for n in range(7):
         state.users[f"user-{n}"] = ScalrUser(
-            id=f"user-{n}", email=f"u{n}@acme.example", full_name=f"User {n}",
-            status="Inactive" if n == 6 else "Active", last_login_at="2026-08-01T10:00:00Z",
-            teams=set(teams.get(n, set())))
+            id=f"user-{n}",
+            email=f"u{n}@acme.example",
+            full_name=f"User {n}",
+            status="Inactive" if n == 6 else "Active",
+            last_login_at="2026-08-01T10:00:00Z",
+            teams=set(teams.get(n, set())),
+        )
     state.service_accounts["sa-1"] = ScalrServiceAccount(
-        "sa-1", "ci", "ci@acme.scalr.io", None, "Active")
+        "sa-1", "ci", "ci@acme.scalr.io", None, "Active"
+    )
     state.service_accounts["sa-2"] = ScalrServiceAccount(
-        "sa-2", "old", "old@acme.scalr.io", None, "Inactive")
+        "sa-2", "old", "old@acme.scalr.io", None, "Inactive"
+    )
     return state
 
 
@@ -66,6 +76,7 @@ def assert_one_line_error(result) -> str:
 
 
 # -- status ------------------------------------------------------------------------------------
+
 
 def test_status_after_a_successful_sync_exits_0_and_prints_counts(db_path, sim):
     env = scalr_env(sim)
@@ -100,8 +111,10 @@ def test_status_exits_1_when_the_last_success_is_stale(db_path, sim):
     env = scalr_env(sim)
     sync_ok(db_path, env)
     conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE sync_runs SET started_at = '2020-01-01T00:00:00.000Z', "
-                 "finished_at = '2020-01-01T00:00:01.000Z'")
+    conn.execute(
+        "UPDATE sync_runs SET started_at = '2020-01-01T00:00:00.000Z', "
+        "finished_at = '2020-01-01T00:00:01.000Z'"
+    )
     conn.commit()
     conn.close()
 
@@ -121,6 +134,7 @@ def test_status_without_a_database_exits_1_with_one_line(db_path, sim):
 
 # -- check -------------------------------------------------------------------------------------
 
+
 def test_check_with_a_good_token_exits_0_and_names_the_account(db_path, sim):
     result = run_cli(["check", "--db", str(db_path)], scalr_env(sim))
 
@@ -134,8 +148,7 @@ def test_check_with_a_good_token_exits_0_and_names_the_account(db_path, sim):
 
 def test_check_with_a_refused_token_exits_1_with_one_line(db_path, sim):
     wrong = "refused-t0ken-Kd93hsPq0Z"
-    result = run_cli(["check", "--db", str(db_path)], {**scalr_env(sim),
-                                                         "SCALR_API_TOKEN": wrong})
+    result = run_cli(["check", "--db", str(db_path)], {**scalr_env(sim), "SCALR_API_TOKEN": wrong})
 
     assert result.exit_code == 1
     line = assert_one_line_error(result)
@@ -162,15 +175,27 @@ def _token_file(tmp_path: Path, value: str) -> str:
 BAD_CONFIGS = {
     "planetscale token without colon": (
         {"PLANETSCALE_SERVICE_TOKEN": "pscaletokenwithoutcolonSECRET99"},
-        "PLANETSCALE_SERVICE_TOKEN", "pscaletokenwithoutcolonSECRET99"),
+        "PLANETSCALE_SERVICE_TOKEN",
+        "pscaletokenwithoutcolonSECRET99",
+    ),
     "plain http to a non-loopback host": (
-        {"SCALR_API_TOKEN": "tok-SECRET-http", "SCALR_ACCOUNT": "acme",
-         "SCALR_BASE_URL": "http://scalr.example.com"},
-        "SCALR_BASE_URL", "tok-SECRET-http"),
+        {
+            "SCALR_API_TOKEN": "tok-SECRET-http",
+            "SCALR_ACCOUNT": "acme",
+            "SCALR_BASE_URL": "http://scalr.example.com",
+        },
+        "SCALR_BASE_URL",
+        "tok-SECRET-http",
+    ),
     "token and token file both set": (
-        {"SCALR_API_TOKEN": "tok-SECRET-both", "SCALR_ACCOUNT": "acme",
-         "SCALR_API_TOKEN_FILE": "<file>"},
-        "SCALR_API_TOKEN", "tok-SECRET-both"),
+        {
+            "SCALR_API_TOKEN": "tok-SECRET-both",
+            "SCALR_ACCOUNT": "acme",
+            "SCALR_API_TOKEN_FILE": "<file>",
+        },
+        "SCALR_API_TOKEN",
+        "tok-SECRET-both",
+    ),
 }
 
 
@@ -178,8 +203,9 @@ BAD_CONFIGS = {
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_exits_2_with_one_line_naming_the_variable(db_path, tmp_path, command, case):
     env, variable, secret = BAD_CONFIGS[case]
-    env = {k: (_token_file(tmp_path, "tok-from-file") if v == "<file>" else v)
-           for k, v in env.items()}
+    env = {
+        k: (_token_file(tmp_path, "tok-from-file") if v == "<file>" else v) for k, v in env.items()
+    }
 
     result = run_cli([command, "--db", str(db_path)], env)
 
@@ -201,17 +227,21 @@ def test_check_reads_the_token_from_a_file_stripped_of_whitespace(db_path, tmp_p
 
 def test_check_reads_settings_from_an_env_file_and_the_environment_wins(db_path, tmp_path, sim):
     env_file = tmp_path / "custom.env"
-    env_file.write_text(f"SCALR_API_TOKEN=wrong-in-file\nSCALR_ACCOUNT=acme\n"
-                        f"SCALR_BASE_URL={sim.url}\n")
+    env_file.write_text(
+        f"SCALR_API_TOKEN=wrong-in-file\nSCALR_ACCOUNT=acme\nSCALR_BASE_URL={sim.url}\n"
+    )
 
     from_file = run_cli(["check", "--env-file", str(env_file), "--db", str(db_path)], {})
     assert from_file.exit_code == 1  # the file's (wrong) token was used
-    real_wins = run_cli(["check", "--env-file", str(env_file), "--db", str(db_path)],
-                        {"SCALR_API_TOKEN": sim.state.token})
+    real_wins = run_cli(
+        ["check", "--env-file", str(env_file), "--db", str(db_path)],
+        {"SCALR_API_TOKEN": sim.state.token},
+    )
     assert real_wins.exit_code == 0, real_wins.stdout + real_wins.stderr
 
 
 # -- sync --------------------------------------------------------------------------------------
+
 
 def test_sync_of_an_unconfigured_provider_exits_2_with_one_line(db_path, sim):
     result = run_cli(["sync", "--provider", "planetscale", "--db", str(db_path)], scalr_env(sim))
@@ -273,7 +303,9 @@ def test_running_row_left_behind_is_closed_as_failed_by_the_next_sync(db_path, s
     conn = sqlite3.connect(db_path)
     cursor = conn.execute(
         "INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
-        "VALUES ('scalr', ?, 'running', 2, 0)", [first["started_at"][:-4] + "999Z"])
+        "VALUES ('scalr', ?, 'running', 2, 0)",
+        [first["started_at"][:-4] + "999Z"],
+    )
     stale_id = cursor.lastrowid
     conn.commit()
     conn.close()
@@ -287,22 +319,32 @@ def test_running_row_left_behind_is_closed_as_failed_by_the_next_sync(db_path, s
     newest = query(db_path, "SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1")[0]
     assert newest["id"] > stale_id and newest["status"] == "succeeded"
     assert query(db_path, "SELECT COUNT(*) AS n FROM sync_runs WHERE status = 'running'") == [
-        {"n": 0}]
+        {"n": 0}
+    ]
 
 
 # -- python -m daemon --------------------------------------------------------------------------
+
 
 def test_python_m_daemon_help_works(tmp_path):
     python = REPO / ".venv" / "bin" / "python"
     if not python.exists():
         python = Path(sys.executable)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ACCESSTRAIL_", "SCALR_", "PLANETSCALE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACCESSTRAIL_", "SCALR_", "PLANETSCALE_"))
+    }
 
-    result = subprocess.run([str(python), "-m", "daemon", "--help"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(python), "-m", "daemon", "--help"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     for command in ("sync", "check", "status", "serve", "run", "demo"):
-        assert re.search(rf"^\s+{command}\b", result.stdout, re.MULTILINE), (command,
-                                                                            result.stdout)
+        assert re.search(rf"^\s+{command}\b", result.stdout, re.MULTILINE), (command, result.stdout)

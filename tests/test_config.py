@@ -43,10 +43,12 @@ def write(path: Path, text: str) -> Path:
 
 # -- where values come from ----------------------------------------------------------------------
 
+
 def test_env_file_given_explicitly_is_read(tmp_path):
-    env_file = write(tmp_path / "x.env",
-                     f"SCALR_API_TOKEN={SCALR_TOKEN}\nSCALR_ACCOUNT=acme\n"
-                     "ACCESSTRAIL_SYNC_INTERVAL=1h\n")
+    env_file = write(
+        tmp_path / "x.env",
+        f"SCALR_API_TOKEN={SCALR_TOKEN}\nSCALR_ACCOUNT=acme\nACCESSTRAIL_SYNC_INTERVAL=1h\n",
+    )
     settings = load({}, env_file=env_file)
     assert settings.scalr is not None
     assert settings.scalr.token.reveal() == SCALR_TOKEN
@@ -77,17 +79,21 @@ def test_missing_env_file_is_a_config_error(tmp_path):
 
 
 def test_real_environment_wins_over_env_file(tmp_path):
-    env_file = write(tmp_path / "x.env", "SCALR_API_TOKEN=from-file-token\nSCALR_ACCOUNT=fileacct\n"
-                     "ACCESSTRAIL_DB=/tmp/from-file.db\nACCESSTRAIL_PORT=9000\n")
+    env_file = write(
+        tmp_path / "x.env",
+        "SCALR_API_TOKEN=from-file-token\nSCALR_ACCOUNT=fileacct\n"
+        "ACCESSTRAIL_DB=/tmp/from-file.db\nACCESSTRAIL_PORT=9000\n",
+    )
     settings = load({"SCALR_ACCOUNT": "envacct", "ACCESSTRAIL_PORT": "9100"}, env_file=env_file)
     assert settings.scalr.account == "envacct"
     assert settings.scalr.origin == "https://envacct.scalr.io"
-    assert settings.scalr.token.reveal() == "from-file-token"   # only in the file: still read
+    assert settings.scalr.token.reveal() == "from-file-token"  # only in the file: still read
     assert settings.db_path == Path("/tmp/from-file.db")
     assert settings.port == 9100
 
 
 # -- NAME_FILE secrets ---------------------------------------------------------------------------
+
 
 def test_scalr_token_file_from_environment_is_read_and_stripped(tmp_path):
     secret = write(tmp_path / "scalr_token", f"  \n{SCALR_TOKEN}\t \n")
@@ -117,8 +123,9 @@ def test_planetscale_token_file_named_in_default_dotenv_is_read(tmp_path):
     assert settings.planetscale.token.reveal() == PS_VALUE
 
 
-@pytest.mark.parametrize("name, value", [("SCALR_API_TOKEN", SCALR_TOKEN),
-                                         ("PLANETSCALE_SERVICE_TOKEN", PS_TOKEN)])
+@pytest.mark.parametrize(
+    "name, value", [("SCALR_API_TOKEN", SCALR_TOKEN), ("PLANETSCALE_SERVICE_TOKEN", PS_TOKEN)]
+)
 def test_both_secret_and_secret_file_is_a_config_error(tmp_path, name, value):
     secret = write(tmp_path / "secret", value)
     error = config_error({name: value, f"{name}_FILE": str(secret), "SCALR_ACCOUNT": "acme"})
@@ -131,8 +138,9 @@ def test_secret_in_environment_and_secret_file_in_env_file_is_a_config_error(tmp
     """Mixing sources does not make the ambiguity go away: still both set, still an error."""
     secret = write(tmp_path / "secret", "file-token")
     env_file = write(tmp_path / "x.env", f"SCALR_API_TOKEN_FILE={secret}\n")
-    error = config_error({"SCALR_API_TOKEN": SCALR_TOKEN, "SCALR_ACCOUNT": "acme"},
-                         env_file=env_file)
+    error = config_error(
+        {"SCALR_API_TOKEN": SCALR_TOKEN, "SCALR_ACCOUNT": "acme"}, env_file=env_file
+    )
     assert "SCALR_API_TOKEN" in str(error)
     assert SCALR_TOKEN not in str(error)
     assert "file-token" not in str(error)
@@ -160,50 +168,60 @@ def test_empty_secret_file_is_a_config_error(tmp_path):
 
 # -- URLs ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, origin", [
-    ("https://scalr.example.com", "https://scalr.example.com"),
-    ("https://scalr.example.com/", "https://scalr.example.com"),
-    ("https://scalr.example.com:8443/api/iacp/v3", "https://scalr.example.com:8443"),
-    ("https://scalr.example.com/api/iacp/v3/", "https://scalr.example.com"),
-    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-    ("http://127.0.0.2:9000/", "http://127.0.0.2:9000"),
-    ("http://127.255.0.9:1", "http://127.255.0.9:1"),
-    ("http://localhost:5000/api/iacp/v3", "http://localhost:5000"),
-    ("http://[::1]:7000", "http://[::1]:7000"),
-])
+
+@pytest.mark.parametrize(
+    "url, origin",
+    [
+        ("https://scalr.example.com", "https://scalr.example.com"),
+        ("https://scalr.example.com/", "https://scalr.example.com"),
+        ("https://scalr.example.com:8443/api/iacp/v3", "https://scalr.example.com:8443"),
+        ("https://scalr.example.com/api/iacp/v3/", "https://scalr.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://127.0.0.2:9000/", "http://127.0.0.2:9000"),
+        ("http://127.255.0.9:1", "http://127.255.0.9:1"),
+        ("http://localhost:5000/api/iacp/v3", "http://localhost:5000"),
+        ("http://[::1]:7000", "http://[::1]:7000"),
+    ],
+)
 def test_scalr_base_url_accepted_forms(url, origin):
     settings = load({**SCALR_MIN, "SCALR_BASE_URL": url})
     assert settings.scalr.origin == origin
     assert settings.scalr.api_root == origin + "/api/iacp/v3"
 
 
-@pytest.mark.parametrize("url", [
-    "http://scalr.example.com",               # plain http off loopback
-    "http://10.0.0.5:8080",
-    "http://192.168.1.10",
-    "http://127.0.0.1.nip.io",                # looks loopback, is not
-    "http://localhost.example.com",
-    "https://scalr.example.com/api/iacp/v2",  # another path
-    "https://scalr.example.com/scalr",
-    "https://scalr.example.com/api/iacp/v3/accounts",
-    "https://scalr.example.com/?x=1",         # query
-    "https://scalr.example.com#frag",
-    "https://user:pw@scalr.example.com",      # credentials
-    "ftp://scalr.example.com",
-    "scalr.example.com",
-    "https://",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://scalr.example.com",  # plain http off loopback
+        "http://10.0.0.5:8080",
+        "http://192.168.1.10",
+        "http://127.0.0.1.nip.io",  # looks loopback, is not
+        "http://localhost.example.com",
+        "https://scalr.example.com/api/iacp/v2",  # another path
+        "https://scalr.example.com/scalr",
+        "https://scalr.example.com/api/iacp/v3/accounts",
+        "https://scalr.example.com/?x=1",  # query
+        "https://scalr.example.com#frag",
+        "https://user:pw@scalr.example.com",  # credentials
+        "ftp://scalr.example.com",
+        "scalr.example.com",
+        "https://",
+    ],
+)
 def test_scalr_base_url_refused_forms(url):
     error = config_error({**SCALR_MIN, "SCALR_BASE_URL": url})
     assert error.variable == "SCALR_BASE_URL"
     assert str(error).startswith("configuration error: SCALR_BASE_URL")
 
 
-@pytest.mark.parametrize("url, origin", [
-    ("https://api.planetscale.com/", "https://api.planetscale.com"),
-    ("http://127.0.0.3:4444", "http://127.0.0.3:4444"),
-    ("http://localhost:4444", "http://localhost:4444"),
-])
+@pytest.mark.parametrize(
+    "url, origin",
+    [
+        ("https://api.planetscale.com/", "https://api.planetscale.com"),
+        ("http://127.0.0.3:4444", "http://127.0.0.3:4444"),
+        ("http://localhost:4444", "http://localhost:4444"),
+    ],
+)
 def test_planetscale_api_url_accepted_forms(url, origin):
     settings = load({**PS_MIN, "PLANETSCALE_API_URL": url})
     assert settings.planetscale.origin == origin
@@ -214,23 +232,33 @@ def test_planetscale_api_url_defaults_to_the_public_api():
     assert load(PS_MIN).planetscale.origin == "https://api.planetscale.com"
 
 
-@pytest.mark.parametrize("url", ["http://api.planetscale.com", "https://api.planetscale.com/v2",
-                                 "https://api.planetscale.com/?a=b", "https://u:p@api.planetscale.com"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.planetscale.com",
+        "https://api.planetscale.com/v2",
+        "https://api.planetscale.com/?a=b",
+        "https://u:p@api.planetscale.com",
+    ],
+)
 def test_planetscale_api_url_refused_forms(url):
     error = config_error({**PS_MIN, "PLANETSCALE_API_URL": url})
     assert error.variable == "PLANETSCALE_API_URL"
 
 
-@pytest.mark.parametrize("url", [
-    "https://admin:hunter2-PASSWORD@scalr.example.com:notaport",
-    "ftp://admin:hunter2-PASSWORD@scalr.example.com",
-    "https://admin:hunter2-PASSWORD@scalr.example.com/other/path",
-    "https://admin:hunter2-PASSWORD@scalr.example.com",
-    # generated passwords often carry '/' or '@'; pasted unescaped they must not leak either
-    "https://admin:hunter2/hunter2-PASSWORD@scalr.example.com",
-    "ftp://admin:hunter2@hunter2-PASSWORD@scalr.example.com",
-    "http://admin:hunter2/hunter2-PASSWORD@10.0.0.1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://admin:hunter2-PASSWORD@scalr.example.com:notaport",
+        "ftp://admin:hunter2-PASSWORD@scalr.example.com",
+        "https://admin:hunter2-PASSWORD@scalr.example.com/other/path",
+        "https://admin:hunter2-PASSWORD@scalr.example.com",
+        # generated passwords often carry '/' or '@'; pasted unescaped they must not leak either
+        "https://admin:hunter2/hunter2-PASSWORD@scalr.example.com",
+        "ftp://admin:hunter2@hunter2-PASSWORD@scalr.example.com",
+        "http://admin:hunter2/hunter2-PASSWORD@10.0.0.1",
+    ],
+)
 def test_url_error_never_repeats_a_password_embedded_in_the_url(url):
     """Whatever else is wrong with it, a URL carrying a password must not be echoed back."""
     error = config_error({**SCALR_MIN, "SCALR_BASE_URL": url})
@@ -257,14 +285,16 @@ def test_scalr_account_must_be_a_subdomain(account):
 
 # -- intervals -----------------------------------------------------------------------------------
 
+
 def test_default_interval_is_fifteen_minutes_for_both_providers():
     settings = load({})
     assert settings.interval("scalr") == 900
     assert settings.interval("planetscale") == 900
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("1h", 3600),
-                                           ("2h", 7200), ("45m", 2700)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("15m", 900), ("1h", 3600), ("2h", 7200), ("45m", 2700)]
+)
 def test_interval_units(text, seconds):
     settings = load({"ACCESSTRAIL_SYNC_INTERVAL": text})
     assert settings.interval("scalr") == seconds
@@ -280,8 +310,9 @@ def test_per_provider_interval_overrides_the_default():
     assert settings.interval("planetscale") == 1800
 
 
-@pytest.mark.parametrize("variable", ["ACCESSTRAIL_SYNC_INTERVAL", "SCALR_SYNC_INTERVAL",
-                                      "PLANETSCALE_SYNC_INTERVAL"])
+@pytest.mark.parametrize(
+    "variable", ["ACCESSTRAIL_SYNC_INTERVAL", "SCALR_SYNC_INTERVAL", "PLANETSCALE_SYNC_INTERVAL"]
+)
 @pytest.mark.parametrize("text", ["soon", "15 minutes", "15x", "-5m", "1.5h", "m", "0s", "h1"])
 def test_bad_interval_is_a_config_error_naming_the_variable(variable, text):
     error = config_error({variable: text})
@@ -291,8 +322,16 @@ def test_bad_interval_is_a_config_error_naming_the_variable(variable, text):
 
 # -- PlanetScale token shape ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("token", ["pscale_tkn_SECRETvalue0123456789", ":pscale_tkn_SECRETvalue01",
-                                   "tokid12345ab:", "tokid 12:pscale_tkn_SECRETvalue01"])
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "pscale_tkn_SECRETvalue0123456789",
+        ":pscale_tkn_SECRETvalue01",
+        "tokid12345ab:",
+        "tokid 12:pscale_tkn_SECRETvalue01",
+    ],
+)
 def test_planetscale_token_must_be_id_colon_value(token):
     error = config_error({"PLANETSCALE_SERVICE_TOKEN": token})
     assert error.variable == "PLANETSCALE_SERVICE_TOKEN"
@@ -313,6 +352,7 @@ def test_planetscale_request_budget_must_be_a_positive_whole_number(budget):
 
 # -- database, log level, port -------------------------------------------------------------------
 
+
 def test_default_database_is_accesstrail_db_in_the_working_directory():
     assert load({}).db_path == Path("./accesstrail.db")
 
@@ -323,13 +363,16 @@ def test_accesstrail_db_sets_the_database():
 
 def test_db_override_beats_accesstrail_db(tmp_path):
     env_file = write(tmp_path / "x.env", "ACCESSTRAIL_DB=/from/file.db\n")
-    settings = load({"ACCESSTRAIL_DB": "/from/env.db"}, env_file=env_file,
-                    db_override=tmp_path / "cli.db")
+    settings = load(
+        {"ACCESSTRAIL_DB": "/from/env.db"}, env_file=env_file, db_override=tmp_path / "cli.db"
+    )
     assert settings.db_path == tmp_path / "cli.db"
 
 
-@pytest.mark.parametrize("text, level", [("debug", "DEBUG"), ("WARNING", "WARNING"),
-                                         ("trace", "TRACE"), ("error", "ERROR")])
+@pytest.mark.parametrize(
+    "text, level",
+    [("debug", "DEBUG"), ("WARNING", "WARNING"), ("trace", "TRACE"), ("error", "ERROR")],
+)
 def test_log_level_accepted(text, level):
     assert load({"ACCESSTRAIL_LOG_LEVEL": text}).log_level == level
 
@@ -357,16 +400,23 @@ def test_bad_port_is_a_config_error(text):
 
 # -- which providers are enabled -----------------------------------------------------------------
 
+
 def test_no_credentials_no_providers():
-    settings = load({"SCALR_ACCOUNT": "acme", "SCALR_BASE_URL": "https://scalr.example.com",
-                     "PLANETSCALE_API_URL": "https://api.planetscale.com"})
+    settings = load(
+        {
+            "SCALR_ACCOUNT": "acme",
+            "SCALR_BASE_URL": "https://scalr.example.com",
+            "PLANETSCALE_API_URL": "https://api.planetscale.com",
+        }
+    )
     assert settings.enabled_providers == []
     assert settings.scalr is None and settings.planetscale is None
 
 
 def test_empty_token_counts_as_unset():
-    settings = load({"SCALR_API_TOKEN": "", "SCALR_ACCOUNT": "acme",
-                     "PLANETSCALE_SERVICE_TOKEN": "  "})
+    settings = load(
+        {"SCALR_API_TOKEN": "", "SCALR_ACCOUNT": "acme", "PLANETSCALE_SERVICE_TOKEN": "  "}
+    )
     assert settings.enabled_providers == []
 
 
@@ -394,17 +444,21 @@ BAD_CONFIGS = [
     ({"PLANETSCALE_SERVICE_TOKEN": PS_VALUE}, "PLANETSCALE_SERVICE_TOKEN"),
     ({**PS_MIN, "PLANETSCALE_API_URL": "http://api.planetscale.com"}, "PLANETSCALE_API_URL"),
     ({**SCALR_MIN, "SCALR_API_TOKEN_FILE": "/nonexistent/token"}, "SCALR_API_TOKEN"),
-    ({"SCALR_API_TOKEN_FILE": "/nonexistent/token", "SCALR_ACCOUNT": "acme"},
-     "SCALR_API_TOKEN_FILE"),
+    (
+        {"SCALR_API_TOKEN_FILE": "/nonexistent/token", "SCALR_ACCOUNT": "acme"},
+        "SCALR_API_TOKEN_FILE",
+    ),
     ({"PLANETSCALE_SERVICE_TOKEN_FILE": "/nonexistent/token"}, "PLANETSCALE_SERVICE_TOKEN_FILE"),
     ({"SCALR_API_TOKEN": SCALR_TOKEN}, "SCALR_ACCOUNT"),
 ]
 
 
-@pytest.mark.parametrize("env, variable", BAD_CONFIGS,
-                         ids=[f"{i}-{v}" for i, (_, v) in enumerate(BAD_CONFIGS)])
-def test_cli_sync_with_bad_config_exits_2_with_one_line_naming_the_variable(tmp_path, env,
-                                                                              variable):
+@pytest.mark.parametrize(
+    "env, variable", BAD_CONFIGS, ids=[f"{i}-{v}" for i, (_, v) in enumerate(BAD_CONFIGS)]
+)
+def test_cli_sync_with_bad_config_exits_2_with_one_line_naming_the_variable(
+    tmp_path, env, variable
+):
     result = run_cli(["sync"], env)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
@@ -447,8 +501,9 @@ def test_cli_check_with_bad_config_exits_2():
 def test_cli_db_option_beats_accesstrail_db(tmp_path, scalr_sim):
     env_db = tmp_path / "from-env.db"
     cli_db = tmp_path / "from-cli.db"
-    result = run_cli(["sync", "--db", str(cli_db)],
-                     {**scalr_env(scalr_sim), "ACCESSTRAIL_DB": str(env_db)})
+    result = run_cli(
+        ["sync", "--db", str(cli_db)], {**scalr_env(scalr_sim), "ACCESSTRAIL_DB": str(env_db)}
+    )
     assert result.exit_code == 0, result.output
     assert cli_db.exists()
     assert not env_db.exists()
@@ -459,9 +514,11 @@ def test_cli_reads_env_file_option_and_env_wins(tmp_path, scalr_sim):
     """The env file supplies the token; the environment's database path beats the file's."""
     file_db = tmp_path / "file.db"
     env_db = tmp_path / "env.db"
-    env_file = write(tmp_path / "conf.env",
-                     "".join(f"{k}={v}\n" for k, v in scalr_env(scalr_sim).items())
-                     + f"ACCESSTRAIL_DB={file_db}\n")
+    env_file = write(
+        tmp_path / "conf.env",
+        "".join(f"{k}={v}\n" for k, v in scalr_env(scalr_sim).items())
+        + f"ACCESSTRAIL_DB={file_db}\n",
+    )
     result = run_cli(["sync", "--env-file", str(env_file)], {"ACCESSTRAIL_DB": str(env_db)})
     assert result.exit_code == 0, result.output
     assert env_db.exists() and not file_db.exists()

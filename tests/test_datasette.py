@@ -8,19 +8,24 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState, PSOrganization, PSUser
+from daemon.simulate.planetscale import (
+    PlanetScaleSimulator,
+    PlanetScaleState,
+    PSOrganization,
+    PSUser,
+)
 from daemon.simulate.scalr import ScalrSimulator, ScalrState, ScalrUser
 from daemon.sync import sync_provider
 from tests.conftest import free_port, query, settings_for
 
 
 def _stamp(days_ago: int) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +33,22 @@ def audited(tmp_path_factory):
     """Two syncs of each provider with known changes between them, then a running server."""
     db_path = tmp_path_factory.mktemp("audit") / "audit.db"
     scalr_state, ps_state = ScalrState(), PlanetScaleState()
-    for ident, email, login in (("user-alice", "alice@example.com", _stamp(200)),
-                                ("user-bob", "bob@example.com", _stamp(2)),
-                                ("user-carol", "carol@example.com", _stamp(5)),
-                                ("user-dave", "dave@example.com", None)):
+    for ident, email, login in (
+        ("user-alice", "alice@example.com", _stamp(200)),
+        ("user-bob", "bob@example.com", _stamp(2)),
+        ("user-carol", "carol@example.com", _stamp(5)),
+        ("user-dave", "dave@example.com", None),
+    ):
         scalr_state.users[ident] = ScalrUser(id=ident, email=email, last_login_at=login)
-    for ident, email in (("pbob", "bob@example.com"), ("pcarol", "carol@example.com"),
-                         ("perin", "erin@example.com")):
+    for ident, email in (
+        ("pbob", "bob@example.com"),
+        ("pcarol", "carol@example.com"),
+        ("perin", "erin@example.com"),
+    ):
         ps_state.users[ident] = PSUser(id=ident, email=email, name=ident[1:].title())
     ps_state.organizations["oacme"] = PSOrganization(
-        id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"})
+        id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
+    )
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
         settings = settings_for(db_path, scalr=scalr_sim, planetscale=ps_sim)
         for provider in ("scalr", "planetscale"):
@@ -47,12 +58,18 @@ def audited(tmp_path_factory):
         ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
         for provider in ("scalr", "planetscale"):
             sync_provider(settings, provider)
-    runs = query(db_path, "SELECT started_at FROM sync_runs WHERE provider = 'planetscale' "
-                 "ORDER BY id")
+    runs = query(
+        db_path, "SELECT started_at FROM sync_runs WHERE provider = 'planetscale' ORDER BY id"
+    )
     port = free_port()
     env = {**os.environ, "ACCESSTRAIL_PORT": str(port)}
-    server = subprocess.Popen([sys.executable, "-m", "daemon", "serve", "--db", str(db_path)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "serve", "--db", str(db_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -62,16 +79,22 @@ def audited(tmp_path_factory):
         except httpx.TransportError:
             assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
             time.sleep(0.2)
-    yield {"base": base, "db": "audit", "first": runs[0]["started_at"],
-           "second": runs[1]["started_at"]}
+    yield {
+        "base": base,
+        "db": "audit",
+        "first": runs[0]["started_at"],
+        "second": runs[1]["started_at"],
+    }
     server.terminate()
     server.wait(timeout=10)
 
 
-
 def _canned(audited, name, **params):
-    response = httpx.get(f"{audited['base']}/{audited['db']}/{name}.json",
-                         params={**params, "_shape": "array"}, timeout=10)
+    response = httpx.get(
+        f"{audited['base']}/{audited['db']}/{name}.json",
+        params={**params, "_shape": "array"},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -86,7 +109,7 @@ def test_tables_and_columns_carry_their_descriptions(audited):
 
 
 def test_admins_as_of_answers_for_each_side_of_a_role_change(audited):
-    between = audited["second"]          # the instant the second run saw the change
+    between = audited["second"]  # the instant the second run saw the change
     before = _canned(audited, "admins_as_of", as_of=audited["first"], organization="acme")
     after = _canned(audited, "admins_as_of", as_of=between, organization="acme")
     assert [row["email"] for row in before] == ["bob@example.com"]
@@ -102,4 +125,5 @@ def test_no_sign_in_for_days_lists_the_stale_and_the_never_signed_in(audited):
 def test_left_scalr_still_in_planetscale(audited):
     rows = _canned(audited, "left_scalr_still_in_planetscale")
     assert [(row["email"], row["planetscale_organizations"]) for row in rows] == [
-        ("carol@example.com", "acme (member)")]
+        ("carol@example.com", "acme (member)")
+    ]

@@ -13,13 +13,16 @@ def _users(state, count=3):
 
 
 def test_a_write_that_fails_during_apply_rolls_back_and_closes_the_run_as_failed(
-        scalr_sim, db_path):
+    scalr_sim, db_path
+):
     _users(scalr_sim.state)
     settings = settings_for(db_path, scalr=scalr_sim)
     sync_provider(settings, "scalr")
     conn = sqlite3.connect(db_path)
-    conn.execute("CREATE TRIGGER full_disk BEFORE INSERT ON changes "
-                 "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.execute(
+        "CREATE TRIGGER full_disk BEFORE INSERT ON changes "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
     conn.commit()
     conn.close()
     before = snapshot_tables(db_path)
@@ -29,7 +32,7 @@ def test_a_write_that_fails_during_apply_rolls_back_and_closes_the_run_as_failed
 
     assert outcome.status == "failed"
     assert "could not record the snapshot" in outcome.error and "disk is full" in outcome.error
-    assert snapshot_tables(db_path) == before           # the status change was rolled back
+    assert snapshot_tables(db_path) == before  # the status change was rolled back
     last = query(db_path, "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")[0]
     assert last == {"status": "failed", "error": outcome.error}
 
@@ -47,8 +50,12 @@ def test_a_file_that_is_not_a_database_is_one_line_and_exit_2(scalr_sim, tmp_pat
 
 def test_a_body_that_cannot_be_decoded_is_a_bad_response_not_a_crash(scalr_sim, db_path):
     _users(scalr_sim.state)
-    scalr_sim.add_fault(path=r"/accounts$", status=200, body="this is not gzip",
-                        headers={"Content-Encoding": "gzip"})
+    scalr_sim.add_fault(
+        path=r"/accounts$",
+        status=200,
+        body="this is not gzip",
+        headers={"Content-Encoding": "gzip"},
+    )
     check = run_cli(["check", "--db", str(db_path)], scalr_env(scalr_sim))
     assert check.exit_code == 1
     assert check.stderr.strip().count("\n") == 0

@@ -14,7 +14,8 @@ from tests.conftest import query, settings_for, snapshot_tables
 
 
 def test_a_user_leaving_between_two_pages_fails_the_run_instead_of_skipping_someone(
-        scalr_sim, db_path):
+    scalr_sim, db_path
+):
     state = scalr_sim.state
     for n in range(150):
         state.users[f"user-{n:03d}"] = ScalrUser(id=f"user-{n:03d}", email=f"u{n}@example.com")
@@ -30,11 +31,12 @@ def test_a_user_leaving_between_two_pages_fails_the_run_instead_of_skipping_some
         nonlocal first_page_user
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if any(r.path.endswith("/account-users") and r.param("page[number]") == "2"
-                   for r in list(scalr_sim.requests)):
+            if any(
+                r.path.endswith("/account-users") and r.param("page[number]") == "2"
+                for r in list(scalr_sim.requests)
+            ):
                 with state.lock:
-                    first_page_user = sorted(
-                        state.users, key=scalr_sim.account_user_id)[0]
+                    first_page_user = sorted(state.users, key=scalr_sim.account_user_id)[0]
                     del state.users[first_page_user]
                 return
             time.sleep(0.01)
@@ -45,12 +47,15 @@ def test_a_user_leaving_between_two_pages_fails_the_run_instead_of_skipping_some
     mover.join()
 
     assert first_page_user is not None
-    page_two = [r for r in scalr_sim.requests
-                if r.path.endswith("/account-users") and r.param("page[number]") == "2"]
-    assert len(page_two) == 1                            # answered once, late, not retried
+    page_two = [
+        r
+        for r in scalr_sim.requests
+        if r.path.endswith("/account-users") and r.param("page[number]") == "2"
+    ]
+    assert len(page_two) == 1  # answered once, late, not retried
     assert outcome.status == "failed"
     assert "changed while it was read" in outcome.error
-    assert snapshot_tables(db_path) == before           # in particular no false user_removed
+    assert snapshot_tables(db_path) == before  # in particular no false user_removed
     # the next run reads a stable listing and records exactly the one real leaver
     assert sync_provider(settings, "scalr").status == "succeeded"
     removed = query(db_path, "SELECT user_id FROM changes WHERE kind = 'user_removed'")

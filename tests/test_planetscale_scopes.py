@@ -16,14 +16,35 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.simulate.planetscale import PSTeam
+from daemon.simulate.planetscale import PlanetScaleSimulator, PSTeam
 from tests.conftest import planetscale_env, query, run_cli, snapshot_tables
 from tests.test_planetscale_sync import (
-    ACME, ALICE, ANALYTICS, BOB, BULK, CAROL, DATA, DAVE, EMPTY, ERIN, EVERYONE, FRANK, GINA,
-    GLOBEX, OPS, PLATFORM, QUIET, change, org_members, run_changes, run_row, sort_changes, sync,
-    team_members, world,
+    ACME,
+    ALICE,
+    ANALYTICS,
+    BOB,
+    BULK,
+    CAROL,
+    DATA,
+    DAVE,
+    EMPTY,
+    ERIN,
+    EVERYONE,
+    FRANK,
+    GINA,
+    GLOBEX,
+    OPS,
+    PLATFORM,
+    QUIET,
+    change,
+    org_members,
+    run_changes,
+    run_row,
+    sort_changes,
+    sync,
+    team_members,
+    world,
 )
-from daemon.simulate.planetscale import PlanetScaleSimulator
 
 NOT_FOUND = '{"code":"not_found","message":"Not Found"}'
 
@@ -64,13 +85,18 @@ def of(user_id: str, email: str):
 
 
 def membership_row(db_path, resource_type, resource_id, user_id) -> dict:
-    (row,) = query(db_path, "SELECT role, first_seen_at, removed_at FROM memberships WHERE "
-                   "provider = 'planetscale' AND resource_type = ? AND resource_id = ? AND "
-                   "user_id = ?", (resource_type, resource_id, user_id))
+    (row,) = query(
+        db_path,
+        "SELECT role, first_seen_at, removed_at FROM memberships WHERE "
+        "provider = 'planetscale' AND resource_type = ? AND resource_id = ? AND "
+        "user_id = ?",
+        (resource_type, resource_id, user_id),
+    )
     return row
 
 
 # -- changes between syncs ----------------------------------------------------------------------
+
 
 def test_promotion_is_one_role_changed_row(db_path, ps, baseline):
     with ps.state.lock:
@@ -79,13 +105,21 @@ def test_promotion_is_one_role_changed_row(db_path, ps, baseline):
     outcome = sync(db_path, ps)
 
     assert outcome.status == "succeeded", outcome.error
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "role_changed", **of(BOB, "bob@acme.example"), **acme(), field="role",
-        old_value="member", new_value="admin")]
+    assert run_changes(db_path, outcome.run_id) == [
+        change(
+            "role_changed",
+            **of(BOB, "bob@acme.example"),
+            **acme(),
+            field="role",
+            old_value="member",
+            new_value="admin",
+        )
+    ]
     row = run_row(db_path, outcome.run_id)
     assert row["changes"] == 1
-    assert query(db_path, "SELECT observed_at FROM changes WHERE run_id = ?",
-                 (outcome.run_id,)) == [{"observed_at": row["started_at"]}]
+    assert query(
+        db_path, "SELECT observed_at FROM changes WHERE run_id = ?", (outcome.run_id,)
+    ) == [{"observed_at": row["started_at"]}]
     assert org_members(db_path, ACME)[BOB] == "admin"
 
 
@@ -97,16 +131,22 @@ def test_promotion_closes_the_old_membership_version_and_opens_one(db_path, ps, 
 
     first = run_row(db_path, baseline.run_id)["started_at"]
     second = run_row(db_path, outcome.run_id)["started_at"]
-    assert query(db_path, "SELECT role, valid_from, valid_to, run_id FROM membership_versions "
-                 "WHERE resource_type = 'organization' AND resource_id = ? AND user_id = ? "
-                 "ORDER BY valid_from", (ACME, BOB)) == [
+    assert query(
+        db_path,
+        "SELECT role, valid_from, valid_to, run_id FROM membership_versions "
+        "WHERE resource_type = 'organization' AND resource_id = ? AND user_id = ? "
+        "ORDER BY valid_from",
+        (ACME, BOB),
+    ) == [
         {"role": "member", "valid_from": first, "valid_to": second, "run_id": baseline.run_id},
         {"role": "admin", "valid_from": second, "valid_to": None, "run_id": outcome.run_id},
     ]
-    assert query(db_path, "SELECT COUNT(*) AS n FROM membership_versions WHERE run_id = ?",
-                 (outcome.run_id,)) == [{"n": 1}]
-    assert query(db_path, "SELECT COUNT(*) AS n FROM user_versions WHERE run_id = ?",
-                 (outcome.run_id,)) == [{"n": 0}]
+    assert query(
+        db_path, "SELECT COUNT(*) AS n FROM membership_versions WHERE run_id = ?", (outcome.run_id,)
+    ) == [{"n": 1}]
+    assert query(
+        db_path, "SELECT COUNT(*) AS n FROM user_versions WHERE run_id = ?", (outcome.run_id,)
+    ) == [{"n": 0}]
 
 
 def test_team_join_and_leave_are_membership_added_and_removed(db_path, ps, baseline):
@@ -118,18 +158,22 @@ def test_team_join_and_leave_are_membership_added_and_removed(db_path, ps, basel
     outcome = sync(db_path, ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("membership_added", **of(BOB, "bob@acme.example"), **team(DATA, "Data")),
-        change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("membership_added", **of(BOB, "bob@acme.example"), **team(DATA, "Data")),
+            change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
+        ]
+    )
     assert team_members(db_path, DATA) == {BOB, DAVE}
     assert membership_row(db_path, "team", DATA, CAROL)["removed_at"] == started
     assert membership_row(db_path, "team", DATA, BOB) == {
-        "role": "member", "first_seen_at": started, "removed_at": None}
+        "role": "member",
+        "first_seen_at": started,
+        "removed_at": None,
+    }
 
 
-def test_member_leaving_their_only_organisation_loses_memberships_and_user(db_path, ps,
-                                                                           baseline):
+def test_member_leaving_their_only_organisation_loses_memberships_and_user(db_path, ps, baseline):
     with ps.state.lock:
         org = ps.state.organizations[ACME]
         del org.members[ALICE]
@@ -139,15 +183,19 @@ def test_member_leaving_their_only_organisation_loses_memberships_and_user(db_pa
 
     started = run_row(db_path, outcome.run_id)["started_at"]
     alice = of(ALICE, "alice@acme.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("membership_removed", **alice, **acme()),
-        change("membership_removed", **alice, **team(PLATFORM, "Platform")),
-        change("user_removed", **alice),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("membership_removed", **alice, **acme()),
+            change("membership_removed", **alice, **team(PLATFORM, "Platform")),
+            change("user_removed", **alice),
+        ]
+    )
     assert query(db_path, "SELECT removed_at FROM users WHERE id = ?", (ALICE,)) == [
-        {"removed_at": started}]
+        {"removed_at": started}
+    ]
     assert query(db_path, "SELECT valid_to FROM user_versions WHERE id = ?", (ALICE,)) == [
-        {"valid_to": started}]
+        {"valid_to": started}
+    ]
 
 
 def test_member_leaving_one_of_two_organisations_stays_a_user(db_path, ps, baseline):
@@ -159,12 +207,15 @@ def test_member_leaving_one_of_two_organisations_stays_a_user(db_path, ps, basel
     outcome = sync(db_path, ps)
 
     dave = of(DAVE, "dave@acme.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("membership_removed", **dave, **acme()),
-        change("membership_removed", **dave, **team(DATA, "Data")),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("membership_removed", **dave, **acme()),
+            change("membership_removed", **dave, **team(DATA, "Data")),
+        ]
+    )
     assert query(db_path, "SELECT removed_at FROM users WHERE id = ?", (DAVE,)) == [
-        {"removed_at": None}]
+        {"removed_at": None}
+    ]
     assert org_members(db_path, GLOBEX)[DAVE] == "admin"
     assert team_members(db_path, OPS) == {DAVE, ERIN}
 
@@ -172,20 +223,34 @@ def test_member_leaving_one_of_two_organisations_stays_a_user(db_path, ps, basel
 def test_new_team_is_team_added_with_its_members(db_path, ps, baseline):
     with ps.state.lock:
         ps.state.organizations[ACME].teams["tm0newteam01"] = PSTeam(
-            "tm0newteam01", "Security", "security", "Keeps watch", {BOB})
+            "tm0newteam01", "Security", "security", "Keeps watch", {BOB}
+        )
 
     outcome = sync(db_path, ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("team_added", **team("tm0newteam01", "Security")),
-        change("membership_added", **of(BOB, "bob@acme.example"),
-               **team("tm0newteam01", "Security")),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("team_added", **team("tm0newteam01", "Security")),
+            change(
+                "membership_added",
+                **of(BOB, "bob@acme.example"),
+                **team("tm0newteam01", "Security"),
+            ),
+        ]
+    )
     assert query(db_path, "SELECT * FROM teams WHERE id = 'tm0newteam01'") == [
-        {"provider": "planetscale", "id": "tm0newteam01", "organization_id": ACME,
-         "name": "Security", "slug": "security", "description": "Keeps watch",
-         "first_seen_at": started, "removed_at": None}]
+        {
+            "provider": "planetscale",
+            "id": "tm0newteam01",
+            "organization_id": ACME,
+            "name": "Security",
+            "slug": "security",
+            "description": "Keeps watch",
+            "first_seen_at": started,
+            "removed_at": None,
+        }
+    ]
 
 
 def test_removed_team_is_team_removed_and_each_membership_removed(db_path, ps, baseline):
@@ -195,13 +260,16 @@ def test_removed_team_is_team_removed_and_each_membership_removed(db_path, ps, b
     outcome = sync(db_path, ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("team_removed", **team(DATA, "Data")),
-        change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
-        change("membership_removed", **of(DAVE, "dave@acme.example"), **team(DATA, "Data")),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("team_removed", **team(DATA, "Data")),
+            change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
+            change("membership_removed", **of(DAVE, "dave@acme.example"), **team(DATA, "Data")),
+        ]
+    )
     assert query(db_path, "SELECT removed_at FROM teams WHERE id = ?", (DATA,)) == [
-        {"removed_at": started}]
+        {"removed_at": started}
+    ]
     assert team_members(db_path, DATA) == set()
 
 
@@ -211,11 +279,18 @@ def test_team_rename_is_team_updated_name(db_path, ps, baseline):
 
     outcome = sync(db_path, ps)
 
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "team_updated", **team(PLATFORM, "Platform Engineering"), field="name",
-        old_value="Platform", new_value="Platform Engineering")]
+    assert run_changes(db_path, outcome.run_id) == [
+        change(
+            "team_updated",
+            **team(PLATFORM, "Platform Engineering"),
+            field="name",
+            old_value="Platform",
+            new_value="Platform Engineering",
+        )
+    ]
     assert query(db_path, "SELECT name, slug FROM teams WHERE id = ?", (PLATFORM,)) == [
-        {"name": "Platform Engineering", "slug": "platform"}]
+        {"name": "Platform Engineering", "slug": "platform"}
+    ]
 
 
 def test_organisation_no_longer_reached_is_removed_with_everything_in_it(db_path, ps, baseline):
@@ -228,26 +303,33 @@ def test_organisation_no_longer_reached_is_removed_with_everything_in_it(db_path
     started = run_row(db_path, outcome.run_id)["started_at"]
     dave, erin = of(DAVE, "dave@acme.example"), of(ERIN, "erin@globex.example")
     frank, gina = of(FRANK, "frank@globex.example"), of(GINA, "gina@globex.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes([
-        change("organization_removed", **globex()),
-        change("team_removed", **team(OPS, "Ops")),
-        change("team_removed", **team(ANALYTICS, "Analytics")),
-        change("team_removed", **team(QUIET, "Quiet")),
-        change("membership_removed", **dave, **globex()),
-        change("membership_removed", **erin, **globex()),
-        change("membership_removed", **frank, **globex()),
-        change("membership_removed", **gina, **globex()),
-        change("membership_removed", **dave, **team(OPS, "Ops")),
-        change("membership_removed", **erin, **team(OPS, "Ops")),
-        change("membership_removed", **frank, **team(ANALYTICS, "Analytics")),
-        change("user_removed", **erin),
-        change("user_removed", **frank),
-        change("user_removed", **gina),
-    ])
+    assert run_changes(db_path, outcome.run_id) == sort_changes(
+        [
+            change("organization_removed", **globex()),
+            change("team_removed", **team(OPS, "Ops")),
+            change("team_removed", **team(ANALYTICS, "Analytics")),
+            change("team_removed", **team(QUIET, "Quiet")),
+            change("membership_removed", **dave, **globex()),
+            change("membership_removed", **erin, **globex()),
+            change("membership_removed", **frank, **globex()),
+            change("membership_removed", **gina, **globex()),
+            change("membership_removed", **dave, **team(OPS, "Ops")),
+            change("membership_removed", **erin, **team(OPS, "Ops")),
+            change("membership_removed", **frank, **team(ANALYTICS, "Analytics")),
+            change("user_removed", **erin),
+            change("user_removed", **frank),
+            change("user_removed", **gina),
+        ]
+    )
     assert query(db_path, "SELECT id, removed_at FROM organizations ORDER BY id") == [
-        {"id": ACME, "removed_at": None}, {"id": GLOBEX, "removed_at": started}]
+        {"id": ACME, "removed_at": None},
+        {"id": GLOBEX, "removed_at": started},
+    ]
     assert query(db_path, "SELECT id FROM users WHERE removed_at IS NOT NULL ORDER BY id") == [
-        {"id": ERIN}, {"id": FRANK}, {"id": GINA}]
+        {"id": ERIN},
+        {"id": FRANK},
+        {"id": GINA},
+    ]
     assert org_members(db_path, ACME)[DAVE] == "member"
 
 
@@ -265,6 +347,7 @@ def test_no_change_resync_writes_only_its_run_row(db_path, ps, baseline):
 
 # -- partial scopes -----------------------------------------------------------------------------
 
+
 def test_members_404_on_one_organisation_keeps_it_and_applies_the_other(db_path, ps, baseline):
     ps.add_fault(path=r"/organizations/globex/members$", status=404, body=NOT_FOUND)
     with ps.state.lock:
@@ -272,8 +355,12 @@ def test_members_404_on_one_organisation_keeps_it_and_applies_the_other(db_path,
         gx.members[ERIN] = "admin"
         del gx.members[GINA]
         ps.state.organizations[ACME].members[BOB] = "admin"
-    before_globex = query(db_path, "SELECT * FROM memberships WHERE resource_type = "
-                          "'organization' AND resource_id = ? ORDER BY user_id", (GLOBEX,))
+    before_globex = query(
+        db_path,
+        "SELECT * FROM memberships WHERE resource_type = "
+        "'organization' AND resource_id = ? ORDER BY user_id",
+        (GLOBEX,),
+    )
 
     result = run_cli(["sync", "--db", str(db_path)], planetscale_env(ps))
 
@@ -283,21 +370,41 @@ def test_members_404_on_one_organisation_keeps_it_and_applies_the_other(db_path,
     assert "globex" in run["error"] and "members" in run["error"]
     assert "acme" not in run["error"]
     assert ps.state.token_secret not in run["error"] + result.output
-    assert query(db_path, "SELECT * FROM memberships WHERE resource_type = 'organization' AND "
-                 "resource_id = ? ORDER BY user_id", (GLOBEX,)) == before_globex
-    assert org_members(db_path, GLOBEX) == {DAVE: "admin", ERIN: "member", FRANK: "analyst",
-                                            GINA: "member"}
+    assert (
+        query(
+            db_path,
+            "SELECT * FROM memberships WHERE resource_type = 'organization' AND "
+            "resource_id = ? ORDER BY user_id",
+            (GLOBEX,),
+        )
+        == before_globex
+    )
+    assert org_members(db_path, GLOBEX) == {
+        DAVE: "admin",
+        ERIN: "member",
+        FRANK: "analyst",
+        GINA: "member",
+    }
     assert query(db_path, "SELECT removed_at FROM users WHERE id = ?", (GINA,)) == [
-        {"removed_at": None}]
-    assert run_changes(db_path, run["id"]) == [change(
-        "role_changed", **of(BOB, "bob@acme.example"), **acme(), field="role",
-        old_value="member", new_value="admin")]
+        {"removed_at": None}
+    ]
+    assert run_changes(db_path, run["id"]) == [
+        change(
+            "role_changed",
+            **of(BOB, "bob@acme.example"),
+            **acme(),
+            field="role",
+            old_value="member",
+            new_value="admin",
+        )
+    ]
     assert run["changes"] == 1
 
 
 @pytest.mark.parametrize("fault", SCOPE_FAULTS[1:], ids=SCOPE_FAULT_IDS[1:])
 def test_members_failing_for_good_on_one_organisation_is_partial_not_failed(
-        db_path, ps, baseline, fault):
+    db_path, ps, baseline, fault
+):
     ps.add_fault(path=r"/organizations/globex/members$", **fault)
     with ps.state.lock:
         gx = ps.state.organizations[GLOBEX]
@@ -310,16 +417,28 @@ def test_members_failing_for_good_on_one_organisation_is_partial_not_failed(
     assert outcome.status == "partial", outcome.error
     run = run_row(db_path, outcome.run_id)
     assert "globex" in run["error"] and "members" in run["error"]
-    assert org_members(db_path, GLOBEX) == {DAVE: "admin", ERIN: "member", FRANK: "analyst",
-                                            GINA: "member"}
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "role_changed", **of(BOB, "bob@acme.example"), **acme(), field="role",
-        old_value="member", new_value="admin")]
+    assert org_members(db_path, GLOBEX) == {
+        DAVE: "admin",
+        ERIN: "member",
+        FRANK: "analyst",
+        GINA: "member",
+    }
+    assert run_changes(db_path, outcome.run_id) == [
+        change(
+            "role_changed",
+            **of(BOB, "bob@acme.example"),
+            **acme(),
+            field="role",
+            old_value="member",
+            new_value="admin",
+        )
+    ]
 
 
 @pytest.mark.parametrize("fault", SCOPE_FAULTS, ids=SCOPE_FAULT_IDS)
 def test_one_team_members_failing_keeps_that_team_and_applies_the_others(
-        db_path, ps, baseline, fault):
+    db_path, ps, baseline, fault
+):
     ps.add_fault(path=r"/organizations/acme/teams/data/members$", **fault)
     with ps.state.lock:
         teams = ps.state.organizations[ACME].teams
@@ -335,8 +454,9 @@ def test_one_team_members_failing_keeps_that_team_and_applies_the_others(
     assert "acme" in run["error"] and "data" in run["error"] and "members" in run["error"]
     assert "platform" not in run["error"] and "globex" not in run["error"]
     assert team_members(db_path, DATA) == {CAROL, DAVE}
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "membership_removed", **of(BOB, "bob@acme.example"), **team(PLATFORM, "Platform"))]
+    assert run_changes(db_path, outcome.run_id) == [
+        change("membership_removed", **of(BOB, "bob@acme.example"), **team(PLATFORM, "Platform"))
+    ]
 
 
 @pytest.mark.parametrize("fault", SCOPE_FAULTS, ids=SCOPE_FAULT_IDS)
@@ -348,8 +468,9 @@ def test_teams_listing_failing_keeps_that_organisations_teams(db_path, ps, basel
         acme_teams[PLATFORM].name = "Platform Engineering"
         acme_teams[EMPTY].members.add(BOB)
         ps.state.organizations[GLOBEX].teams[OPS].name = "Operations"
-    before_acme_teams = query(db_path, "SELECT * FROM teams WHERE organization_id = ? "
-                              "ORDER BY id", (ACME,))
+    before_acme_teams = query(
+        db_path, "SELECT * FROM teams WHERE organization_id = ? ORDER BY id", (ACME,)
+    )
 
     outcome = sync(db_path, ps)
 
@@ -357,19 +478,26 @@ def test_teams_listing_failing_keeps_that_organisations_teams(db_path, ps, basel
     run = run_row(db_path, outcome.run_id)
     assert "acme" in run["error"] and "teams" in run["error"]
     assert "globex" not in run["error"]
-    assert query(db_path, "SELECT * FROM teams WHERE organization_id = ? ORDER BY id",
-                 (ACME,)) == before_acme_teams
+    assert (
+        query(db_path, "SELECT * FROM teams WHERE organization_id = ? ORDER BY id", (ACME,))
+        == before_acme_teams
+    )
     assert team_members(db_path, DATA) == {CAROL, DAVE}
     assert team_members(db_path, EMPTY) == set()
     assert team_members(db_path, EVERYONE) == set(BULK)
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "team_updated", **team(OPS, "Operations"), field="name", old_value="Ops",
-        new_value="Operations")]
+    assert run_changes(db_path, outcome.run_id) == [
+        change(
+            "team_updated",
+            **team(OPS, "Operations"),
+            field="name",
+            old_value="Ops",
+            new_value="Operations",
+        )
+    ]
 
 
 def test_partial_run_exits_1_from_the_cli(db_path, ps, baseline):
-    ps.add_fault(path=r"/organizations/acme/teams/platform/members$", status=404,
-                 body=NOT_FOUND)
+    ps.add_fault(path=r"/organizations/acme/teams/platform/members$", status=404, body=NOT_FOUND)
 
     result = run_cli(["sync", "--db", str(db_path)], planetscale_env(ps))
 
@@ -378,10 +506,12 @@ def test_partial_run_exits_1_from_the_cli(db_path, ps, baseline):
     assert "platform" in result.stderr
 
 
-@pytest.mark.parametrize("status, body", [(404, NOT_FOUND), (503, None)],
-                         ids=["not-found", "persistent-outage"])
+@pytest.mark.parametrize(
+    "status, body", [(404, NOT_FOUND), (503, None)], ids=["not-found", "persistent-outage"]
+)
 def test_organisation_listing_failing_fails_the_run_and_changes_nothing(
-        db_path, ps, baseline, status, body):
+    db_path, ps, baseline, status, body
+):
     ps.add_fault(path=r"/organizations$", status=status, body=body)
     with ps.state.lock:
         del ps.state.organizations[GLOBEX]
@@ -423,9 +553,15 @@ def test_scope_failing_on_the_first_sync_still_makes_a_partial_baseline(db_path,
     second = sync(db_path, ps)
 
     assert second.status == "succeeded"
-    globex_added = [c for c in run_changes(db_path, second.run_id)
-                    if c["resource_id"] == GLOBEX]
-    assert globex_added == sort_changes([
-        change("membership_added", **of(u, e), **globex())
-        for u, e in ((DAVE, "dave@acme.example"), (ERIN, "erin@globex.example"),
-                     (FRANK, "frank@globex.example"), (GINA, "gina@globex.example"))])
+    globex_added = [c for c in run_changes(db_path, second.run_id) if c["resource_id"] == GLOBEX]
+    assert globex_added == sort_changes(
+        [
+            change("membership_added", **of(u, e), **globex())
+            for u, e in (
+                (DAVE, "dave@acme.example"),
+                (ERIN, "erin@globex.example"),
+                (FRANK, "frank@globex.example"),
+                (GINA, "gina@globex.example"),
+            )
+        ]
+    )

@@ -22,16 +22,25 @@ from collections import Counter
 
 import pytest
 
+from daemon.config import load_settings
 from daemon.providers import planetscale as ps_provider
 from daemon.simulate.planetscale import (
-    PlanetScaleSimulator, PlanetScaleState, PSOrganization, PSTeam, PSUser,
+    PlanetScaleSimulator,
+    PlanetScaleState,
+    PSOrganization,
+    PSTeam,
+    PSUser,
 )
 from daemon.simulate.scalr import ScalrSimulator, ScalrState
 from daemon.simulate.world import populate_scalr
 from daemon.sync import sync_provider
-from daemon.config import load_settings
 from tests.conftest import (
-    FAST_POLICY, planetscale_env, query, run_cli, scalr_env, settings_for,
+    FAST_POLICY,
+    planetscale_env,
+    query,
+    run_cli,
+    scalr_env,
+    settings_for,
 )
 
 # -- the world -----------------------------------------------------------------------------------
@@ -64,8 +73,13 @@ def world() -> PlanetScaleState:
     """
     state = PlanetScaleState()
     people = [
-        PSUser(ALICE, "alice@acme.example", "Alice Archer", two_factor_auth_configured=True,
-               created_at="2023-05-06T07:08:09.000Z"),
+        PSUser(
+            ALICE,
+            "alice@acme.example",
+            "Alice Archer",
+            two_factor_auth_configured=True,
+            created_at="2023-05-06T07:08:09.000Z",
+        ),
         PSUser(BOB, "bob@acme.example", "Bob Baker"),
         PSUser(CAROL, "carol@acme.example", "Carol Cole", two_factor_auth_configured=True),
         PSUser(DAVE, "dave@acme.example", "Dave Dunn", two_factor_auth_configured=True),
@@ -73,23 +87,30 @@ def world() -> PlanetScaleState:
         PSUser(FRANK, "frank@globex.example", "Frank Fox", two_factor_auth_configured=True),
         PSUser(GINA, "gina@globex.example", "Gina Gale"),
     ]
-    people += [PSUser(ident, f"bulk{n}@acme.example", f"Bulk User {n}",
-                      two_factor_auth_configured=n % 2 == 0) for n, ident in enumerate(BULK)]
+    people += [
+        PSUser(
+            ident, f"bulk{n}@acme.example", f"Bulk User {n}", two_factor_auth_configured=n % 2 == 0
+        )
+        for n, ident in enumerate(BULK)
+    ]
     state.users = {user.id: user for user in people}
 
-    acme = PSOrganization(ACME, "acme", members={ALICE: "admin", BOB: "member",
-                                                 CAROL: "analyst", DAVE: "member"})
+    acme = PSOrganization(
+        ACME, "acme", members={ALICE: "admin", BOB: "member", CAROL: "analyst", DAVE: "member"}
+    )
     acme.members.update({ident: "member" for ident in BULK})
     acme.teams[EVERYONE] = PSTeam(EVERYONE, "Everyone", "everyone", "All staff", set(BULK))
-    acme.teams[PLATFORM] = PSTeam(PLATFORM, "Platform", "platform", "Runs the platform",
-                                  {ALICE, BOB})
+    acme.teams[PLATFORM] = PSTeam(
+        PLATFORM, "Platform", "platform", "Runs the platform", {ALICE, BOB}
+    )
     acme.teams[DATA] = PSTeam(DATA, "Data", "data", None, {CAROL, DAVE})
     acme.teams[EMPTY] = PSTeam(EMPTY, "Empty", "empty")
     for n, ident in enumerate(SQUADS):
         acme.teams[ident] = PSTeam(ident, f"Squad {n}", f"squad-{n}", None, {BULK[n]})
 
-    globex = PSOrganization(GLOBEX, "globex", members={DAVE: "admin", ERIN: "member",
-                                                       FRANK: "analyst", GINA: "member"})
+    globex = PSOrganization(
+        GLOBEX, "globex", members={DAVE: "admin", ERIN: "member", FRANK: "analyst", GINA: "member"}
+    )
     globex.teams[OPS] = PSTeam(OPS, "Ops", "ops", "On call", {DAVE, ERIN})
     globex.teams[ANALYTICS] = PSTeam(ANALYTICS, "Analytics", "analytics", None, {FRANK})
     globex.teams[QUIET] = PSTeam(QUIET, "Quiet", "quiet")
@@ -99,6 +120,7 @@ def world() -> PlanetScaleState:
 
 def expected_requests(state: PlanetScaleState) -> Counter:
     """(path, page) of every request one complete sync of ``state`` needs at per_page=100."""
+
     def pages(count: int) -> range:
         return range(1, max(1, -(-count // 100)) + 1)
 
@@ -119,8 +141,17 @@ def expected_requests(state: PlanetScaleState) -> Counter:
 
 # -- helpers shared with test_planetscale_scopes.py ---------------------------------------------
 
-CHANGE_FIELDS = ("kind", "user_id", "email", "resource_type", "resource_id", "resource_name",
-                 "field", "old_value", "new_value")
+CHANGE_FIELDS = (
+    "kind",
+    "user_id",
+    "email",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "field",
+    "old_value",
+    "new_value",
+)
 
 
 def change(kind: str, **columns) -> dict:
@@ -131,13 +162,15 @@ def change(kind: str, **columns) -> dict:
 
 
 def sort_changes(rows: list[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: tuple("" if r[k] is None else str(r[k])
-                                            for k in CHANGE_FIELDS))
+    return sorted(
+        rows, key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in CHANGE_FIELDS)
+    )
 
 
 def run_changes(db_path, run_id: int) -> list[dict]:
-    rows = query(db_path, f"SELECT {', '.join(CHANGE_FIELDS)} FROM changes WHERE run_id = ?",
-                 (run_id,))
+    rows = query(
+        db_path, f"SELECT {', '.join(CHANGE_FIELDS)} FROM changes WHERE run_id = ?", (run_id,)
+    )
     return sort_changes(rows)
 
 
@@ -148,23 +181,30 @@ def run_row(db_path, run_id: int) -> dict:
 
 def org_members(db_path, org_id: str) -> dict[str, str]:
     """Current (not removed) organisation memberships: user id -> role."""
-    rows = query(db_path, "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
-                 "AND resource_type = 'organization' AND resource_id = ? AND removed_at IS NULL",
-                 (org_id,))
+    rows = query(
+        db_path,
+        "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
+        "AND resource_type = 'organization' AND resource_id = ? AND removed_at IS NULL",
+        (org_id,),
+    )
     return {r["user_id"]: r["role"] for r in rows}
 
 
 def team_members(db_path, team_id: str) -> set[str]:
-    rows = query(db_path, "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
-                 "AND resource_type = 'team' AND resource_id = ? AND removed_at IS NULL",
-                 (team_id,))
+    rows = query(
+        db_path,
+        "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
+        "AND resource_type = 'team' AND resource_id = ? AND removed_at IS NULL",
+        (team_id,),
+    )
     assert {r["role"] for r in rows} <= {"member"}
     return {r["user_id"] for r in rows}
 
 
 def sync(db_path, sim, policy=None):
-    return sync_provider(settings_for(db_path, planetscale=sim), "planetscale",
-                         policy=policy or FAST_POLICY)
+    return sync_provider(
+        settings_for(db_path, planetscale=sim), "planetscale", policy=policy or FAST_POLICY
+    )
 
 
 class RecordingSimulator(PlanetScaleSimulator):
@@ -197,13 +237,18 @@ def ps():
 
 # -- first sync: what is recorded ---------------------------------------------------------------
 
+
 def test_first_sync_succeeds_as_a_baseline_without_change_rows(db_path, ps):
     outcome = sync(db_path, ps)
 
     assert outcome.status == "succeeded"
     row = run_row(db_path, outcome.run_id)
     assert (row["provider"], row["status"], row["error"], row["changes"]) == (
-        "planetscale", "succeeded", None, 0)
+        "planetscale",
+        "succeeded",
+        None,
+        0,
+    )
     assert query(db_path, "SELECT COUNT(*) AS n FROM changes") == [{"n": 0}]
 
 
@@ -212,10 +257,20 @@ def test_first_sync_records_both_organisations(db_path, ps):
     started = run_row(db_path, outcome.run_id)["started_at"]
 
     assert query(db_path, "SELECT * FROM organizations ORDER BY id") == [
-        {"provider": "planetscale", "id": ACME, "name": "acme", "first_seen_at": started,
-         "removed_at": None},
-        {"provider": "planetscale", "id": GLOBEX, "name": "globex", "first_seen_at": started,
-         "removed_at": None},
+        {
+            "provider": "planetscale",
+            "id": ACME,
+            "name": "acme",
+            "first_seen_at": started,
+            "removed_at": None,
+        },
+        {
+            "provider": "planetscale",
+            "id": GLOBEX,
+            "name": "globex",
+            "first_seen_at": started,
+            "removed_at": None,
+        },
     ]
 
 
@@ -225,11 +280,25 @@ def test_first_sync_records_every_user_as_an_enabled_human_with_mfa_from_two_fac
 
     rows = query(db_path, "SELECT * FROM users ORDER BY id")
     expected = sorted(
-        ({"provider": "planetscale", "id": u.id, "email": u.email, "name": u.name,
-          "account_type": "human", "status": "enabled", "provider_status": None,
-          "last_sign_in_at": None, "mfa_enabled": 1 if u.two_factor_auth_configured else 0,
-          "created_at": u.created_at, "first_seen_at": started, "removed_at": None}
-         for u in ps.state.users.values()), key=lambda r: r["id"])
+        (
+            {
+                "provider": "planetscale",
+                "id": u.id,
+                "email": u.email,
+                "name": u.name,
+                "account_type": "human",
+                "status": "enabled",
+                "provider_status": None,
+                "last_sign_in_at": None,
+                "mfa_enabled": 1 if u.two_factor_auth_configured else 0,
+                "created_at": u.created_at,
+                "first_seen_at": started,
+                "removed_at": None,
+            }
+            for u in ps.state.users.values()
+        ),
+        key=lambda r: r["id"],
+    )
     assert len(rows) == 237
     assert rows == expected
     (alice,) = [r for r in rows if r["id"] == ALICE]
@@ -244,21 +313,33 @@ def test_first_sync_records_organisation_roles_keeping_analyst(db_path, ps):
     acme = org_members(db_path, ACME)
     assert len(acme) == 234
     assert {u: acme[u] for u in (ALICE, BOB, CAROL, DAVE)} == {
-        ALICE: "admin", BOB: "member", CAROL: "analyst", DAVE: "member"}
+        ALICE: "admin",
+        BOB: "member",
+        CAROL: "analyst",
+        DAVE: "member",
+    }
     assert {acme[u] for u in BULK} == {"member"}
-    assert org_members(db_path, GLOBEX) == {DAVE: "admin", ERIN: "member", FRANK: "analyst",
-                                            GINA: "member"}
+    assert org_members(db_path, GLOBEX) == {
+        DAVE: "admin",
+        ERIN: "member",
+        FRANK: "analyst",
+        GINA: "member",
+    }
 
 
 def test_user_in_two_organisations_is_one_user_with_two_memberships(db_path, ps):
     sync(db_path, ps)
 
     assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE id = ?", (DAVE,)) == [{"n": 1}]
-    assert query(db_path, "SELECT resource_id, role FROM memberships WHERE user_id = ? AND "
-                 "resource_type = 'organization' ORDER BY resource_id", (DAVE,)) == [
-        {"resource_id": ACME, "role": "member"}, {"resource_id": GLOBEX, "role": "admin"}]
-    assert query(db_path, "SELECT COUNT(*) AS n FROM user_versions WHERE id = ?",
-                 (DAVE,)) == [{"n": 1}]
+    assert query(
+        db_path,
+        "SELECT resource_id, role FROM memberships WHERE user_id = ? AND "
+        "resource_type = 'organization' ORDER BY resource_id",
+        (DAVE,),
+    ) == [{"resource_id": ACME, "role": "member"}, {"resource_id": GLOBEX, "role": "admin"}]
+    assert query(db_path, "SELECT COUNT(*) AS n FROM user_versions WHERE id = ?", (DAVE,)) == [
+        {"n": 1}
+    ]
 
 
 def test_first_sync_records_all_twenty_teams_by_id_with_organisation_and_slug(db_path, ps):
@@ -267,11 +348,22 @@ def test_first_sync_records_all_twenty_teams_by_id_with_organisation_and_slug(db
 
     rows = query(db_path, "SELECT * FROM teams ORDER BY id")
     expected = sorted(
-        ({"provider": "planetscale", "id": t.id, "organization_id": org.id, "name": t.name,
-          "slug": t.slug, "description": t.description, "first_seen_at": started,
-          "removed_at": None}
-         for org in ps.state.organizations.values() for t in org.teams.values()),
-        key=lambda r: r["id"])
+        (
+            {
+                "provider": "planetscale",
+                "id": t.id,
+                "organization_id": org.id,
+                "name": t.name,
+                "slug": t.slug,
+                "description": t.description,
+                "first_seen_at": started,
+                "removed_at": None,
+            }
+            for org in ps.state.organizations.values()
+            for t in org.teams.values()
+        ),
+        key=lambda r: r["id"],
+    )
     assert len(rows) == 20
     assert rows == expected
 
@@ -282,16 +374,20 @@ def test_first_sync_records_every_team_membership(db_path, ps):
     for org in ps.state.organizations.values():
         for team in org.teams.values():
             assert team_members(db_path, team.id) == team.members, team.name
-    assert query(db_path, "SELECT COUNT(*) AS n FROM memberships WHERE resource_type = 'team'"
-                 ) == [{"n": 250}]
+    assert query(db_path, "SELECT COUNT(*) AS n FROM memberships WHERE resource_type = 'team'") == [
+        {"n": 250}
+    ]
 
 
 def test_team_of_230_members_is_complete_over_three_pages_of_100(db_path, ps):
     sync(db_path, ps)
 
     assert team_members(db_path, EVERYONE) == set(BULK)
-    pages = [r.param("page") for r in ps.requests
-             if r.path == "/v1/organizations/acme/teams/everyone/members"]
+    pages = [
+        r.param("page")
+        for r in ps.requests
+        if r.path == "/v1/organizations/acme/teams/everyone/members"
+    ]
     assert pages == ["1", "2", "3"]
 
 
@@ -299,17 +395,24 @@ def test_first_sync_writes_one_version_per_user_and_membership(db_path, ps):
     outcome = sync(db_path, ps)
     started = run_row(db_path, outcome.run_id)["started_at"]
 
-    assert query(db_path, "SELECT COUNT(*) AS n, MIN(valid_from) AS f, MAX(valid_from) AS l, "
-                 "COUNT(valid_to) AS closed, MIN(run_id) AS r FROM user_versions") == [
-        {"n": 237, "f": started, "l": started, "closed": 0, "r": outcome.run_id}]
-    assert query(db_path, "SELECT COUNT(*) AS n, COUNT(valid_to) AS closed FROM "
-                 "membership_versions") == [{"n": 238 + 250, "closed": 0}]
-    assert query(db_path, "SELECT role FROM membership_versions WHERE resource_type = "
-                 "'organization' AND resource_id = ? AND user_id = ?", (GLOBEX, FRANK)) == [
-        {"role": "analyst"}]
+    assert query(
+        db_path,
+        "SELECT COUNT(*) AS n, MIN(valid_from) AS f, MAX(valid_from) AS l, "
+        "COUNT(valid_to) AS closed, MIN(run_id) AS r FROM user_versions",
+    ) == [{"n": 237, "f": started, "l": started, "closed": 0, "r": outcome.run_id}]
+    assert query(
+        db_path, "SELECT COUNT(*) AS n, COUNT(valid_to) AS closed FROM membership_versions"
+    ) == [{"n": 238 + 250, "closed": 0}]
+    assert query(
+        db_path,
+        "SELECT role FROM membership_versions WHERE resource_type = "
+        "'organization' AND resource_id = ? AND user_id = ?",
+        (GLOBEX, FRANK),
+    ) == [{"role": "analyst"}]
 
 
 # -- first sync: what is asked ------------------------------------------------------------------
+
 
 def test_only_the_four_contract_gets_are_made(db_path, ps):
     sync(db_path, ps)
@@ -366,8 +469,12 @@ def test_a_second_page_of_organisations_is_read(db_path):
     assert outcome.status == "succeeded", outcome.error
     assert pages == ["1", "2"]
     assert query(db_path, "SELECT COUNT(*) AS n FROM organizations") == [{"n": 103}]
-    assert query(db_path, "SELECT COUNT(*) AS n FROM memberships WHERE user_id = ? AND "
-                 "resource_type = 'organization'", (BOB,)) == [{"n": 102}]
+    assert query(
+        db_path,
+        "SELECT COUNT(*) AS n FROM memberships WHERE user_id = ? AND "
+        "resource_type = 'organization'",
+        (BOB,),
+    ) == [{"n": 102}]
 
 
 # -- tolerant parsing ---------------------------------------------------------------------------
@@ -420,25 +527,47 @@ TOLERANT_PAGE = {
 
 
 def test_tolerant_member_page_is_recorded(db_path, ps):
-    ps.add_fault(path=r"/organizations/globex/members$", status=200,
-                 body=json.dumps(TOLERANT_PAGE))
+    ps.add_fault(path=r"/organizations/globex/members$", status=200, body=json.dumps(TOLERANT_PAGE))
 
     outcome = sync(db_path, ps)
 
     assert (outcome.status, outcome.error) == ("succeeded", None)
-    assert query(db_path, "SELECT id, email, name, account_type, status, provider_status, "
-                 "last_sign_in_at, mfa_enabled, created_at, removed_at FROM users WHERE id IN "
-                 "(?, ?) ORDER BY id", ("ps0quiet0001", "ps0tolly0001")) == [
-        {"id": "ps0quiet0001", "email": "quinn@globex.example", "name": "Quinn Quiet",
-         "account_type": "human", "status": "enabled", "provider_status": None,
-         "last_sign_in_at": None, "mfa_enabled": None, "created_at": None, "removed_at": None},
-        {"id": "ps0tolly0001", "email": "tolly@globex.example", "name": "Tolly Rant",
-         "account_type": "human", "status": "enabled", "provider_status": None,
-         "last_sign_in_at": None, "mfa_enabled": 1, "created_at": "2024-03-04T05:06:07.000Z",
-         "removed_at": None},
+    assert query(
+        db_path,
+        "SELECT id, email, name, account_type, status, provider_status, "
+        "last_sign_in_at, mfa_enabled, created_at, removed_at FROM users WHERE id IN "
+        "(?, ?) ORDER BY id",
+        ("ps0quiet0001", "ps0tolly0001"),
+    ) == [
+        {
+            "id": "ps0quiet0001",
+            "email": "quinn@globex.example",
+            "name": "Quinn Quiet",
+            "account_type": "human",
+            "status": "enabled",
+            "provider_status": None,
+            "last_sign_in_at": None,
+            "mfa_enabled": None,
+            "created_at": None,
+            "removed_at": None,
+        },
+        {
+            "id": "ps0tolly0001",
+            "email": "tolly@globex.example",
+            "name": "Tolly Rant",
+            "account_type": "human",
+            "status": "enabled",
+            "provider_status": None,
+            "last_sign_in_at": None,
+            "mfa_enabled": 1,
+            "created_at": "2024-03-04T05:06:07.000Z",
+            "removed_at": None,
+        },
     ]
-    assert org_members(db_path, GLOBEX) == {"ps0tolly0001": "member",
-                                            "ps0quiet0001": "billing_viewer"}
+    assert org_members(db_path, GLOBEX) == {
+        "ps0tolly0001": "member",
+        "ps0quiet0001": "billing_viewer",
+    }
 
 
 def test_unknown_role_word_is_kept_as_its_own_word(db_path, ps):
@@ -449,8 +578,11 @@ def test_unknown_role_word_is_kept_as_its_own_word(db_path, ps):
 
     assert outcome.status == "succeeded", outcome.error
     assert org_members(db_path, GLOBEX)[GINA] == "billing_viewer"
-    assert query(db_path, "SELECT role FROM membership_versions WHERE user_id = ? AND "
-                 "resource_id = ?", (GINA, GLOBEX)) == [{"role": "billing_viewer"}]
+    assert query(
+        db_path,
+        "SELECT role FROM membership_versions WHERE user_id = ? AND resource_id = ?",
+        (GINA, GLOBEX),
+    ) == [{"role": "billing_viewer"}]
 
 
 def test_change_to_an_unknown_role_word_is_a_role_change(db_path, ps):
@@ -460,17 +592,27 @@ def test_change_to_an_unknown_role_word_is_a_role_change(db_path, ps):
 
     outcome = sync(db_path, ps)
 
-    assert run_changes(db_path, outcome.run_id) == [change(
-        "role_changed", user_id=FRANK, email="frank@globex.example",
-        resource_type="organization", resource_id=GLOBEX, resource_name="globex", field="role",
-        old_value="analyst", new_value="billing_viewer")]
+    assert run_changes(db_path, outcome.run_id) == [
+        change(
+            "role_changed",
+            user_id=FRANK,
+            email="frank@globex.example",
+            resource_type="organization",
+            resource_id=GLOBEX,
+            resource_name="globex",
+            field="role",
+            old_value="analyst",
+            new_value="billing_viewer",
+        )
+    ]
 
 
 # -- configuration ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("token", ["pscale_tkn_NoColonAtAllSecret42",
-                                   ":pscale_tkn_OnlyTheSecret42",
-                                   "s1mt0k3n1d0a:"])
+
+@pytest.mark.parametrize(
+    "token", ["pscale_tkn_NoColonAtAllSecret42", ":pscale_tkn_OnlyTheSecret42", "s1mt0k3n1d0a:"]
+)
 def test_token_not_shaped_id_colon_value_is_a_config_error(db_path, ps, token):
     env = {"PLANETSCALE_SERVICE_TOKEN": token, "PLANETSCALE_API_URL": ps.url}
 
@@ -487,6 +629,7 @@ def test_token_not_shaped_id_colon_value_is_a_config_error(db_path, ps, token):
 
 
 # -- request budget: concurrency, limiter, 429 --------------------------------------------------
+
 
 def test_team_member_lists_are_fetched_concurrently_within_a_bound(db_path):
     with RecordingSimulator(world()) as sim:
@@ -515,8 +658,7 @@ def test_client_side_limiter_keeps_requests_under_the_budget(db_path):
         org.teams[f"tm{n}"] = PSTeam(f"tm{n}", f"T{n}", f"t{n}", None, {BOB})
     state.organizations[ACME] = org
     with RecordingSimulator(state) as sim:
-        settings = load_settings(environ=planetscale_env(sim, per_minute=120),
-                                 db_override=db_path)
+        settings = load_settings(environ=planetscale_env(sim, per_minute=120), db_override=db_path)
         outcome = sync_provider(settings, "planetscale", policy=FAST_POLICY)
 
     assert outcome.status == "succeeded", outcome.error
@@ -531,8 +673,12 @@ def test_client_side_limiter_keeps_requests_under_the_budget(db_path):
 
 def test_429_is_retried_after_retry_after_and_counted(db_path):
     with RecordingSimulator(world()) as sim:
-        sim.add_fault(path=r"/organizations/acme/teams/data/members$", status=429, times=1,
-                      headers={"Retry-After": "1"})
+        sim.add_fault(
+            path=r"/organizations/acme/teams/data/members$",
+            status=429,
+            times=1,
+            headers={"Retry-After": "1"},
+        )
         outcome = sync(db_path, sim)
 
     assert (outcome.status, outcome.error) == ("succeeded", None)
@@ -545,19 +691,21 @@ def test_429_is_retried_after_retry_after_and_counted(db_path):
 
 # -- both providers -----------------------------------------------------------------------------
 
+
 def test_scalr_and_planetscale_sync_together(db_path, ps):
     scalr_state = ScalrState()
     populate_scalr(scalr_state, random.Random(11), users=8, service_accounts=2, teams=2)
     with ScalrSimulator(scalr_state) as scalr:
-        result = run_cli(["sync", "--db", str(db_path)], {**scalr_env(scalr),
-                                                          **planetscale_env(ps)})
+        result = run_cli(
+            ["sync", "--db", str(db_path)], {**scalr_env(scalr), **planetscale_env(ps)}
+        )
 
     assert result.exit_code == 0, result.output
     assert query(db_path, "SELECT provider, status, error FROM sync_runs ORDER BY provider") == [
         {"provider": "planetscale", "status": "succeeded", "error": None},
         {"provider": "scalr", "status": "succeeded", "error": None},
     ]
-    assert query(db_path, "SELECT provider, COUNT(*) AS n FROM users GROUP BY provider "
-                 "ORDER BY provider") == [{"provider": "planetscale", "n": 237},
-                                          {"provider": "scalr", "n": 10}]
+    assert query(
+        db_path, "SELECT provider, COUNT(*) AS n FROM users GROUP BY provider ORDER BY provider"
+    ) == [{"provider": "planetscale", "n": 237}, {"provider": "scalr", "n": 10}]
     assert "PlanetScale" in result.stdout and "Scalr" in result.stdout

@@ -10,8 +10,13 @@ from tests.conftest import scalr_env
 
 
 def _sync(env, stderr):
-    return subprocess.run([sys.executable, "-m", "daemon", "sync"], env={**os.environ, **env},
-                          stdout=subprocess.PIPE, stderr=stderr, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", "sync"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        timeout=60,
+    )
 
 
 def _world(state):
@@ -38,7 +43,7 @@ def test_progress_is_shown_on_a_terminal(scalr_sim, db_path):
         os.close(main_fd)
     assert result.returncode == 0
     assert b"scalr: 200 account users read" in shown
-    assert b"\r" in shown                       # rewritten in place, not one line per step
+    assert b"\r" in shown  # rewritten in place, not one line per step
     assert b"Scalr: succeeded" in result.stdout
 
 

@@ -10,7 +10,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_schema_section_matches_the_database():
     text = README.read_text()
     assert docs.replace_section(text, docs.schema_markdown()) == text, (
-        "README schema is stale: run `python -m store.docs --write README.md`")
+        "README schema is stale: run `python -m store.docs --write README.md`"
+    )
 
 
 def test_readme_gives_the_two_setup_commands():

@@ -19,17 +19,26 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.simulate.scalr import (
-    ScalrServiceAccount, ScalrSimulator, ScalrState, ScalrTeam, ScalrUser,
+    ScalrServiceAccount,
+    ScalrSimulator,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
 )
 from daemon.sync import sync_provider
 from tests.conftest import (
-    FAST_POLICY, query, run_cli, scalr_env, settings_for, snapshot_tables,
+    FAST_POLICY,
+    query,
+    run_cli,
+    scalr_env,
+    settings_for,
+    snapshot_tables,
 )
 
 API = "/api/iacp/v3"
@@ -38,13 +47,30 @@ ACCOUNT_NAME = "acme"
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SCALR_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 STATUS_WORD = {"Active": "enabled", "Pending": "enabled", "Inactive": "disabled"}
-USER_FIELDS = ("email", "name", "account_type", "status", "provider_status", "last_sign_in_at",
-               "mfa_enabled")
-CHANGE_FIELDS = ("kind", "user_id", "email", "resource_type", "resource_id", "resource_name",
-                 "field", "old_value", "new_value")
+USER_FIELDS = (
+    "email",
+    "name",
+    "account_type",
+    "status",
+    "provider_status",
+    "last_sign_in_at",
+    "mfa_enabled",
+)
+CHANGE_FIELDS = (
+    "kind",
+    "user_id",
+    "email",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "field",
+    "old_value",
+    "new_value",
+)
 
 
 # -- expected values, computed from the simulator's state -------------------------------------
+
 
 def db_time(scalr_time: str | None) -> str | None:
     """Scalr's ``YYYY-MM-DDTHH:MM:SSZ`` in the database's fixed-width millisecond form."""
@@ -58,24 +84,42 @@ def expected_users(state: ScalrState) -> dict[str, dict]:
     """id → the tracked user columns (plus created_at) the sync must record."""
     out: dict[str, dict] = {}
     for u in state.users.values():
-        out[u.id] = {"email": u.email, "name": u.full_name, "account_type": "human",
-                     "status": STATUS_WORD[u.status], "provider_status": u.status,
-                     "last_sign_in_at": db_time(u.last_login_at), "mfa_enabled": None,
-                     "created_at": db_time(u.created_at)}
+        out[u.id] = {
+            "email": u.email,
+            "name": u.full_name,
+            "account_type": "human",
+            "status": STATUS_WORD[u.status],
+            "provider_status": u.status,
+            "last_sign_in_at": db_time(u.last_login_at),
+            "mfa_enabled": None,
+            "created_at": db_time(u.created_at),
+        }
     for sa in state.service_accounts.values():
-        out[sa.id] = {"email": sa.email, "name": sa.name, "account_type": "service",
-                      "status": STATUS_WORD[sa.status], "provider_status": sa.status,
-                      "last_sign_in_at": None, "mfa_enabled": None,
-                      "created_at": db_time(sa.created_at)}
+        out[sa.id] = {
+            "email": sa.email,
+            "name": sa.name,
+            "account_type": "service",
+            "status": STATUS_WORD[sa.status],
+            "provider_status": sa.status,
+            "last_sign_in_at": None,
+            "mfa_enabled": None,
+            "created_at": db_time(sa.created_at),
+        }
     return out
 
 
 def expected_memberships(state: ScalrState) -> set[tuple[str, str, str, str]]:
     """(resource_type, resource_id, user_id, role): everyone in the account, humans in teams."""
-    out = {("organization", state.account_id, ident, "member")
-           for ident in list(state.users) + list(state.service_accounts)}
-    out |= {("team", team, u.id, "member") for u in state.users.values() for team in u.teams
-            if team in state.teams}
+    out = {
+        ("organization", state.account_id, ident, "member")
+        for ident in list(state.users) + list(state.service_accounts)
+    }
+    out |= {
+        ("team", team, u.id, "member")
+        for u in state.users.values()
+        for team in u.teams
+        if team in state.teams
+    }
     return out
 
 
@@ -84,6 +128,7 @@ def tracked(users: dict[str, dict]) -> dict[str, tuple]:
 
 
 # -- states ------------------------------------------------------------------------------------
+
 
 def large_state(users: int = 250, service_accounts: int = 10, teams: int = 8) -> ScalrState:
     """A deterministic account: every status, with and without sign-ins, names and teams."""
@@ -102,15 +147,24 @@ def large_state(users: int = 250, service_accounts: int = 10, teams: int = 8) ->
             if n % 3 == 0:
                 member_of.add(team_ids[(n + 3) % teams])
         state.users[f"user-u{n:016d}"] = ScalrUser(
-            id=f"user-u{n:016d}", email=f"person{n}@acme.example",
-            full_name=None if n % 17 == 0 else f"Person Number{n}", status=status,
-            last_login_at=login, created_at=f"2025-{1 + n % 12:02d}-15T08:30:{n % 60:02d}Z",
-            teams=member_of)
+            id=f"user-u{n:016d}",
+            email=f"person{n}@acme.example",
+            full_name=None if n % 17 == 0 else f"Person Number{n}",
+            status=status,
+            last_login_at=login,
+            created_at=f"2025-{1 + n % 12:02d}-15T08:30:{n % 60:02d}Z",
+            teams=member_of,
+        )
     for n in range(service_accounts):
         ident = f"sa-s{n:016d}"
         state.service_accounts[ident] = ScalrServiceAccount(
-            ident, f"bot-{n}", f"bot-{n}@acme.scalr.io", None if n % 2 else f"Bot {n}",
-            "Inactive" if n % 4 == 3 else "Active", created_at=f"2024-06-{1 + n:02d}T00:00:00Z")
+            ident,
+            f"bot-{n}",
+            f"bot-{n}@acme.scalr.io",
+            None if n % 2 else f"Bot {n}",
+            "Inactive" if n % 4 == 3 else "Active",
+            created_at=f"2024-06-{1 + n:02d}T00:00:00Z",
+        )
     return state
 
 
@@ -125,9 +179,14 @@ def small_state() -> ScalrState:
 
     def user(ident, status="Active", login=L1, teams=(), name=None):
         state.users[ident] = ScalrUser(
-            id=ident, email=f"{ident}@acme.example", full_name=name or ident.title(),
-            status=status, last_login_at=login, created_at="2025-01-01T00:00:00Z",
-            teams=set(teams))
+            id=ident,
+            email=f"{ident}@acme.example",
+            full_name=name or ident.title(),
+            status=status,
+            last_login_at=login,
+            created_at="2025-01-01T00:00:00Z",
+            teams=set(teams),
+        )
 
     user("user-disable", teams={"team-a"})
     user("user-signin")
@@ -137,9 +196,11 @@ def small_state() -> ScalrState:
     user("user-rename", name="Rita Old")
     user("user-steady", status="Inactive", login=L0, teams={"team-b"})
     state.service_accounts["sa-1"] = ScalrServiceAccount(
-        "sa-1", "ci-deployer", "ci-deployer@acme.scalr.io", "CI", "Active")
+        "sa-1", "ci-deployer", "ci-deployer@acme.scalr.io", "CI", "Active"
+    )
     state.service_accounts["sa-2"] = ScalrServiceAccount(
-        "sa-2", "legacy-bot", "legacy-bot@acme.scalr.io", None, "Inactive")
+        "sa-2", "legacy-bot", "legacy-bot@acme.scalr.io", None, "Inactive"
+    )
     return state
 
 
@@ -151,14 +212,20 @@ def apply_second_round(state: ScalrState) -> None:
         state.users["user-pending"].status = "Active"  # accepted, no sign-in recorded yet
         del state.users["user-leaver"]
         state.users["user-new"] = ScalrUser(
-            id="user-new", email="user-new@acme.example", full_name="New Person",
-            status="Active", last_login_at=L2, created_at="2026-08-20T07:00:00Z",
-            teams={"team-c"})
+            id="user-new",
+            email="user-new@acme.example",
+            full_name="New Person",
+            status="Active",
+            last_login_at=L2,
+            created_at="2026-08-20T07:00:00Z",
+            teams={"team-c"},
+        )
         state.users["user-mover"].teams = {"team-b"}
         state.users["user-rename"].full_name = "Rita New"
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
 
 def sync(db_path: Path, sim: ScalrSimulator, policy=None):
     outcome = sync_provider(settings_for(db_path, scalr=sim), "scalr", policy=policy)
@@ -180,23 +247,31 @@ def change_tuples(rows: list[dict]) -> Counter:
 
 
 def users_as_of(db_path: Path, instant: str) -> dict[str, tuple]:
-    rows = query(db_path, "SELECT * FROM user_versions WHERE provider = 'scalr' AND "
-                 "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)", [instant, instant])
+    rows = query(
+        db_path,
+        "SELECT * FROM user_versions WHERE provider = 'scalr' AND "
+        "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
+        [instant, instant],
+    )
     found = {row["id"]: tuple(row[f] for f in USER_FIELDS) for row in rows}
     assert len(found) == len(rows), "two versions of one user valid at the same instant"
     return found
 
 
 def memberships_as_of(db_path: Path, instant: str) -> set[tuple]:
-    rows = query(db_path, "SELECT * FROM membership_versions WHERE provider = 'scalr' AND "
-                 "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)", [instant, instant])
+    rows = query(
+        db_path,
+        "SELECT * FROM membership_versions WHERE provider = 'scalr' AND "
+        "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
+        [instant, instant],
+    )
     found = {(r["resource_type"], r["resource_id"], r["user_id"], r["role"]) for r in rows}
     assert len(found) == len(rows), "two versions of one membership valid at the same instant"
     return found
 
 
 def db_now() -> str:
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
@@ -205,8 +280,17 @@ def user_change(kind, user_id, field=None, old=None, new=None, email=None):
 
 
 def membership_change(kind, user_id, resource_type, resource_id, resource_name, email=None):
-    return (kind, user_id, email or f"{user_id}@acme.example", resource_type, resource_id,
-            resource_name, None, None, None)
+    return (
+        kind,
+        user_id,
+        email or f"{user_id}@acme.example",
+        resource_type,
+        resource_id,
+        resource_name,
+        None,
+        None,
+        None,
+    )
 
 
 def all_text_in_database(db_path: Path) -> str:
@@ -225,6 +309,7 @@ def all_text_in_database(db_path: Path) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def large_sim():
@@ -254,48 +339,79 @@ def two_syncs(db_path, small_sim):
     after_memberships = expected_memberships(small_sim.state)
     second, run2 = sync(db_path, small_sim)
     assert second.status == "succeeded", second.error
-    return {"sim": small_sim, "run1": run1, "run2": run2, "between": between,
-            "before_users": before_users, "after_users": after_users,
-            "before_memberships": before_memberships, "after_memberships": after_memberships}
+    return {
+        "sim": small_sim,
+        "run1": run1,
+        "run2": run2,
+        "between": between,
+        "before_users": before_users,
+        "after_users": after_users,
+        "before_memberships": before_memberships,
+        "after_memberships": after_memberships,
+    }
 
 
 # -- the first sync ----------------------------------------------------------------------------
 
+
 def test_first_sync_records_every_user_and_service_account_with_normalised_fields(
-        db_path, large_sim):
+    db_path, large_sim
+):
     outcome, run = sync(db_path, large_sim)
     assert outcome.status == "succeeded", outcome.error
     expected = expected_users(large_sim.state)
     assert len(expected) == 260
     rows = query(db_path, "SELECT * FROM users")
-    assert {row["id"]: {k: row[k] for k in (*USER_FIELDS, "created_at")} for row in rows} \
-        == expected
+    assert {
+        row["id"]: {k: row[k] for k in (*USER_FIELDS, "created_at")} for row in rows
+    } == expected
     assert all(row["provider"] == "scalr" for row in rows)
-    assert {(row["first_seen_at"], row["removed_at"]) for row in rows} == {(run["started_at"],
-                                                                            None)}
+    assert {(row["first_seen_at"], row["removed_at"]) for row in rows} == {
+        (run["started_at"], None)
+    }
     # the mapping really was exercised in every direction
     kinds = Counter((r["account_type"], r["provider_status"], r["status"]) for r in rows)
-    assert kinds == Counter({("human", "Active", "enabled"): 150,
-                             ("human", "Inactive", "disabled"): 50,
-                             ("human", "Pending", "enabled"): 50,
-                             ("service", "Active", "enabled"): 8,
-                             ("service", "Inactive", "disabled"): 2})
+    assert kinds == Counter(
+        {
+            ("human", "Active", "enabled"): 150,
+            ("human", "Inactive", "disabled"): 50,
+            ("human", "Pending", "enabled"): 50,
+            ("service", "Active", "enabled"): 8,
+            ("service", "Inactive", "disabled"): 2,
+        }
+    )
     stamps = [r["last_sign_in_at"] for r in rows if r["last_sign_in_at"] is not None]
     assert len(stamps) == 175 and all(STAMP.match(s) for s in stamps)
 
 
-def test_first_sync_records_the_account_as_the_one_organization_and_every_team(
-        db_path, large_sim):
+def test_first_sync_records_the_account_as_the_one_organization_and_every_team(db_path, large_sim):
     outcome, run = sync(db_path, large_sim)
     assert outcome.status == "succeeded", outcome.error
-    assert query(db_path, "SELECT * FROM organizations") == [{
-        "provider": "scalr", "id": ACCOUNT_ID, "name": ACCOUNT_NAME,
-        "first_seen_at": run["started_at"], "removed_at": None}]
+    assert query(db_path, "SELECT * FROM organizations") == [
+        {
+            "provider": "scalr",
+            "id": ACCOUNT_ID,
+            "name": ACCOUNT_NAME,
+            "first_seen_at": run["started_at"],
+            "removed_at": None,
+        }
+    ]
     teams = query(db_path, "SELECT * FROM teams ORDER BY id")
-    assert [(t["provider"], t["id"], t["organization_id"], t["name"], t["description"],
-             t["first_seen_at"], t["removed_at"]) for t in teams] == [
+    assert [
+        (
+            t["provider"],
+            t["id"],
+            t["organization_id"],
+            t["name"],
+            t["description"],
+            t["first_seen_at"],
+            t["removed_at"],
+        )
+        for t in teams
+    ] == [
         ("scalr", team.id, ACCOUNT_ID, team.name, team.description, run["started_at"], None)
-        for team in sorted(large_sim.state.teams.values(), key=lambda t: t.id)]
+        for team in sorted(large_sim.state.teams.values(), key=lambda t: t.id)
+    ]
 
 
 def test_first_sync_records_organization_and_team_memberships(db_path, large_sim):
@@ -307,23 +423,24 @@ def test_first_sync_records_organization_and_team_memberships(db_path, large_sim
     expected = expected_memberships(large_sim.state)
     assert got == expected
     assert sum(1 for m in got if m[0] == "organization") == 260
-    assert sum(1 for m in got if m[0] == "team") == sum(len(u.teams) for u in
-                                                        large_sim.state.users.values())
+    assert sum(1 for m in got if m[0] == "team") == sum(
+        len(u.teams) for u in large_sim.state.users.values()
+    )
     assert {(r["provider"], r["first_seen_at"], r["removed_at"]) for r in rows} == {
-        ("scalr", run["started_at"], None)}
+        ("scalr", run["started_at"], None)
+    }
 
 
 def test_sync_reads_only_the_contract_endpoints_with_bearer_auth_and_pages_of_100(
-        db_path, large_sim):
+    db_path, large_sim
+):
     outcome, run = sync(db_path, large_sim)
     assert outcome.status == "succeeded", outcome.error
     requests = list(large_sim.requests)
     assert requests, "no request reached the simulator"
     assert {r.method for r in requests} == {"GET"}
-    assert {r.headers.get("Authorization") for r in requests} == {
-        f"Bearer {large_sim.state.token}"}
-    allowed = {f"{API}/accounts", f"{API}/account-users", f"{API}/service-accounts",
-               f"{API}/teams"}
+    assert {r.headers.get("Authorization") for r in requests} == {f"Bearer {large_sim.state.token}"}
+    allowed = {f"{API}/accounts", f"{API}/account-users", f"{API}/service-accounts", f"{API}/teams"}
     assert {r.path for r in requests} <= allowed
     by_path: dict[str, list] = {}
     for r in requests:
@@ -354,70 +471,97 @@ def test_first_sync_is_a_baseline_with_current_versions_and_no_change_rows(db_pa
     versions = query(db_path, "SELECT * FROM user_versions")
     assert len(versions) == 260
     assert {(v["valid_from"], v["valid_to"], v["run_id"]) for v in versions} == {
-        (run["started_at"], None, run["id"])}
+        (run["started_at"], None, run["id"])
+    }
     assert {v["id"]: tuple(v[f] for f in USER_FIELDS) for v in versions} == tracked(
-        expected_users(large_sim.state))
+        expected_users(large_sim.state)
+    )
     memberships = query(db_path, "SELECT * FROM membership_versions")
-    assert {(m["resource_type"], m["resource_id"], m["user_id"], m["role"])
-            for m in memberships} == expected_memberships(large_sim.state)
+    assert {
+        (m["resource_type"], m["resource_id"], m["user_id"], m["role"]) for m in memberships
+    } == expected_memberships(large_sim.state)
     assert len(memberships) == len(expected_memberships(large_sim.state))
     assert {(m["valid_from"], m["valid_to"], m["run_id"]) for m in memberships} == {
-        (run["started_at"], None, run["id"])}
+        (run["started_at"], None, run["id"])
+    }
 
 
 # -- the second sync: each kind of change ------------------------------------------------------
 
+
 def test_second_sync_records_exactly_one_change_row_per_change(db_path, two_syncs):
     run2 = two_syncs["run2"]
     rows = changes_of(db_path, run2["id"])
-    expected = Counter([
-        user_change("status_changed", "user-disable", "status", "enabled", "disabled"),
-        user_change("last_sign_in_changed", "user-signin", "last_sign_in_at",
-                    "2026-08-01T10:00:00.000Z", "2026-08-20T07:03:11.000Z"),
-        user_change("user_updated", "user-pending", "provider_status", "Pending", "Active"),
-        membership_change("membership_removed", "user-leaver", "organization", ACCOUNT_ID,
-                          ACCOUNT_NAME),
-        membership_change("membership_removed", "user-leaver", "team", "team-a", "Platform"),
-        membership_change("membership_removed", "user-leaver", "team", "team-c", "Data"),
-        user_change("user_removed", "user-leaver"),
-        user_change("user_added", "user-new"),
-        membership_change("membership_added", "user-new", "organization", ACCOUNT_ID,
-                          ACCOUNT_NAME),
-        membership_change("membership_added", "user-new", "team", "team-c", "Data"),
-        membership_change("membership_removed", "user-mover", "team", "team-a", "Platform"),
-        membership_change("membership_added", "user-mover", "team", "team-b", "Security"),
-        user_change("user_updated", "user-rename", "name", "Rita Old", "Rita New"),
-    ])
+    expected = Counter(
+        [
+            user_change("status_changed", "user-disable", "status", "enabled", "disabled"),
+            user_change(
+                "last_sign_in_changed",
+                "user-signin",
+                "last_sign_in_at",
+                "2026-08-01T10:00:00.000Z",
+                "2026-08-20T07:03:11.000Z",
+            ),
+            user_change("user_updated", "user-pending", "provider_status", "Pending", "Active"),
+            membership_change(
+                "membership_removed", "user-leaver", "organization", ACCOUNT_ID, ACCOUNT_NAME
+            ),
+            membership_change("membership_removed", "user-leaver", "team", "team-a", "Platform"),
+            membership_change("membership_removed", "user-leaver", "team", "team-c", "Data"),
+            user_change("user_removed", "user-leaver"),
+            user_change("user_added", "user-new"),
+            membership_change(
+                "membership_added", "user-new", "organization", ACCOUNT_ID, ACCOUNT_NAME
+            ),
+            membership_change("membership_added", "user-new", "team", "team-c", "Data"),
+            membership_change("membership_removed", "user-mover", "team", "team-a", "Platform"),
+            membership_change("membership_added", "user-mover", "team", "team-b", "Security"),
+            user_change("user_updated", "user-rename", "name", "Rita Old", "Rita New"),
+        ]
+    )
     assert change_tuples(rows) == expected
     assert {(r["provider"], r["observed_at"]) for r in rows} == {("scalr", run2["started_at"])}
     assert run2["status"] == "succeeded" and run2["changes"] == 13
 
 
 def test_a_disable_is_one_status_changed_row_without_a_provider_status_row(db_path, two_syncs):
-    rows = query(db_path, "SELECT kind, field, old_value, new_value FROM changes "
-                 "WHERE user_id = 'user-disable'")
-    assert rows == [{"kind": "status_changed", "field": "status", "old_value": "enabled",
-                     "new_value": "disabled"}]
+    rows = query(
+        db_path,
+        "SELECT kind, field, old_value, new_value FROM changes WHERE user_id = 'user-disable'",
+    )
+    assert rows == [
+        {
+            "kind": "status_changed",
+            "field": "status",
+            "old_value": "enabled",
+            "new_value": "disabled",
+        }
+    ]
     user = query(db_path, "SELECT status, provider_status FROM users WHERE id = 'user-disable'")
     assert user == [{"status": "disabled", "provider_status": "Inactive"}]
 
 
 def test_second_sync_closes_the_old_version_and_opens_a_new_one_only_for_changed_users(
-        db_path, two_syncs):
+    db_path, two_syncs
+):
     r1, r2 = two_syncs["run1"], two_syncs["run2"]
     before, after = tracked(two_syncs["before_users"]), tracked(two_syncs["after_users"])
     for ident in sorted(set(before) | set(after)):
-        versions = [(tuple(v[f] for f in USER_FIELDS), v["valid_from"], v["valid_to"],
-                     v["run_id"])
-                    for v in query(db_path, "SELECT * FROM user_versions WHERE id = ? "
-                                   "ORDER BY valid_from", [ident])]
-        if ident not in after:      # removed: closed, nothing new
+        versions = [
+            (tuple(v[f] for f in USER_FIELDS), v["valid_from"], v["valid_to"], v["run_id"])
+            for v in query(
+                db_path, "SELECT * FROM user_versions WHERE id = ? ORDER BY valid_from", [ident]
+            )
+        ]
+        if ident not in after:  # removed: closed, nothing new
             expected = [(before[ident], r1["started_at"], r2["started_at"], r1["id"])]
-        elif ident not in before:   # added
+        elif ident not in before:  # added
             expected = [(after[ident], r2["started_at"], None, r2["id"])]
         elif before[ident] != after[ident]:
-            expected = [(before[ident], r1["started_at"], r2["started_at"], r1["id"]),
-                        (after[ident], r2["started_at"], None, r2["id"])]
+            expected = [
+                (before[ident], r1["started_at"], r2["started_at"], r1["id"]),
+                (after[ident], r2["started_at"], None, r2["id"]),
+            ]
         else:
             expected = [(before[ident], r1["started_at"], None, r1["id"])]
         assert versions == expected, ident
@@ -429,8 +573,15 @@ def test_second_sync_versions_memberships_that_were_added_or_removed(db_path, tw
     r1, r2 = two_syncs["run1"], two_syncs["run2"]
     before, after = two_syncs["before_memberships"], two_syncs["after_memberships"]
     rows = query(db_path, "SELECT * FROM membership_versions")
-    got = Counter(((r["resource_type"], r["resource_id"], r["user_id"], r["role"]),
-                   r["valid_from"], r["valid_to"], r["run_id"]) for r in rows)
+    got = Counter(
+        (
+            (r["resource_type"], r["resource_id"], r["user_id"], r["role"]),
+            r["valid_from"],
+            r["valid_to"],
+            r["run_id"],
+        )
+        for r in rows
+    )
     expected = Counter()
     for key in before | after:
         if key in before and key in after:
@@ -447,18 +598,32 @@ def test_removed_user_keeps_its_rows_with_removed_at_set(db_path, two_syncs):
     r1, r2 = two_syncs["run1"], two_syncs["run2"]
     user = query(db_path, "SELECT * FROM users WHERE id = 'user-leaver'")
     assert len(user) == 1
-    assert (user[0]["first_seen_at"], user[0]["removed_at"]) == (r1["started_at"],
-                                                                 r2["started_at"])
+    assert (user[0]["first_seen_at"], user[0]["removed_at"]) == (r1["started_at"], r2["started_at"])
     assert user[0]["email"] == "user-leaver@acme.example" and user[0]["status"] == "enabled"
-    memberships = query(db_path, "SELECT resource_type, resource_id, first_seen_at, removed_at "
-                        "FROM memberships WHERE user_id = 'user-leaver' ORDER BY resource_id")
+    memberships = query(
+        db_path,
+        "SELECT resource_type, resource_id, first_seen_at, removed_at "
+        "FROM memberships WHERE user_id = 'user-leaver' ORDER BY resource_id",
+    )
     assert memberships == [
-        {"resource_type": "organization", "resource_id": ACCOUNT_ID,
-         "first_seen_at": r1["started_at"], "removed_at": r2["started_at"]},
-        {"resource_type": "team", "resource_id": "team-a",
-         "first_seen_at": r1["started_at"], "removed_at": r2["started_at"]},
-        {"resource_type": "team", "resource_id": "team-c",
-         "first_seen_at": r1["started_at"], "removed_at": r2["started_at"]},
+        {
+            "resource_type": "organization",
+            "resource_id": ACCOUNT_ID,
+            "first_seen_at": r1["started_at"],
+            "removed_at": r2["started_at"],
+        },
+        {
+            "resource_type": "team",
+            "resource_id": "team-a",
+            "first_seen_at": r1["started_at"],
+            "removed_at": r2["started_at"],
+        },
+        {
+            "resource_type": "team",
+            "resource_id": "team-c",
+            "first_seen_at": r1["started_at"],
+            "removed_at": r2["started_at"],
+        },
     ]
     new = query(db_path, "SELECT first_seen_at, removed_at FROM users WHERE id = 'user-new'")
     assert new == [{"first_seen_at": r2["started_at"], "removed_at": None}]
@@ -466,11 +631,13 @@ def test_removed_user_keeps_its_rows_with_removed_at_set(db_path, two_syncs):
 
 def test_current_tables_match_the_account_after_the_second_sync(db_path, two_syncs):
     users = query(db_path, "SELECT * FROM users WHERE removed_at IS NULL")
-    assert {u["id"]: {k: u[k] for k in (*USER_FIELDS, "created_at")} for u in users} \
-        == two_syncs["after_users"]
+    assert {u["id"]: {k: u[k] for k in (*USER_FIELDS, "created_at")} for u in users} == two_syncs[
+        "after_users"
+    ]
     memberships = query(db_path, "SELECT * FROM memberships WHERE removed_at IS NULL")
-    assert {(m["resource_type"], m["resource_id"], m["user_id"], m["role"])
-            for m in memberships} == two_syncs["after_memberships"]
+    assert {
+        (m["resource_type"], m["resource_id"], m["user_id"], m["role"]) for m in memberships
+    } == two_syncs["after_memberships"]
 
 
 def test_as_of_an_instant_between_two_syncs_returns_the_earlier_state(db_path, two_syncs):
@@ -496,8 +663,8 @@ def test_sync_that_finds_nothing_new_writes_only_its_run_row(db_path, two_syncs)
 
 # -- failures ----------------------------------------------------------------------------------
 
-def test_500_on_the_third_account_users_page_fails_the_run_and_changes_nothing(
-        db_path, large_sim):
+
+def test_500_on_the_third_account_users_page_fails_the_run_and_changes_nothing(db_path, large_sim):
     env = scalr_env(large_sim)
     first = run_cli(["sync", "--db", str(db_path)], env)
     assert first.exit_code == 0, first.stderr
@@ -534,8 +701,9 @@ def test_refused_token_exits_1_says_so_and_never_shows_the_token(db_path, small_
     result = run_cli(["sync", "--db", str(db_path)], env)
 
     assert result.exit_code == 1
-    assert re.search(r"scalr.*token.*refused|scalr.*refused.*token", result.stderr,
-                     re.IGNORECASE | re.DOTALL), result.stderr
+    assert re.search(
+        r"scalr.*token.*refused|scalr.*refused.*token", result.stderr, re.IGNORECASE | re.DOTALL
+    ), result.stderr
     assert "Traceback" not in result.stderr
     for secret in (wrong, small_sim.state.token):
         assert secret not in result.stdout
@@ -543,32 +711,35 @@ def test_refused_token_exits_1_says_so_and_never_shows_the_token(db_path, small_
         assert secret not in all_text_in_database(db_path)
     last = query(db_path, "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")[0]
     assert last["status"] == "failed" and "401" in last["error"]
-    assert {r.headers.get("Authorization") for r in small_sim.requests[-1:]} == {
-        f"Bearer {wrong}"}
+    assert {r.headers.get("Authorization") for r in small_sim.requests[-1:]} == {f"Bearer {wrong}"}
 
 
 def _service_account_state(db_path: Path) -> dict:
     return {
         "users": query(db_path, "SELECT * FROM users WHERE account_type = 'service' ORDER BY id"),
-        "memberships": query(db_path, "SELECT * FROM memberships WHERE user_id LIKE 'sa-%' "
-                             "ORDER BY user_id"),
-        "versions": query(db_path, "SELECT * FROM user_versions WHERE id LIKE 'sa-%' "
-                          "ORDER BY id, valid_from"),
-        "membership_versions": query(db_path, "SELECT * FROM membership_versions "
-                                     "WHERE user_id LIKE 'sa-%' ORDER BY user_id, valid_from"),
+        "memberships": query(
+            db_path, "SELECT * FROM memberships WHERE user_id LIKE 'sa-%' ORDER BY user_id"
+        ),
+        "versions": query(
+            db_path, "SELECT * FROM user_versions WHERE id LIKE 'sa-%' ORDER BY id, valid_from"
+        ),
+        "membership_versions": query(
+            db_path,
+            "SELECT * FROM membership_versions "
+            "WHERE user_id LIKE 'sa-%' ORDER BY user_id, valid_from",
+        ),
     }
 
 
-def test_service_accounts_listing_failing_makes_the_run_partial_and_keeps_them(
-        db_path, small_sim):
+def test_service_accounts_listing_failing_makes_the_run_partial_and_keeps_them(db_path, small_sim):
     first, _ = sync(db_path, small_sim)
     assert first.status == "succeeded", first.error
     kept = _service_account_state(db_path)
     assert len(kept["users"]) == 2 and len(kept["memberships"]) == 2
     with small_sim.state.lock:
-        del small_sim.state.service_accounts["sa-1"]           # would be a removal
+        del small_sim.state.service_accounts["sa-1"]  # would be a removal
         small_sim.state.service_accounts["sa-2"].status = "Active"  # would be a status change
-        small_sim.state.users["user-disable"].status = "Inactive"   # human changes: recorded
+        small_sim.state.users["user-disable"].status = "Inactive"  # human changes: recorded
         del small_sim.state.users["user-leaver"]
     fault = small_sim.add_fault(path=r"/service-accounts$", status=503)
     small_sim.clear_requests()
@@ -580,14 +751,17 @@ def test_service_accounts_listing_failing_makes_the_run_partial_and_keeps_them(
     assert run["status"] == "partial"
     assert "service account" in run["error"].lower() and "503" in run["error"]
     assert _service_account_state(db_path) == kept
-    assert change_tuples(changes_of(db_path, run["id"])) == Counter([
-        user_change("status_changed", "user-disable", "status", "enabled", "disabled"),
-        membership_change("membership_removed", "user-leaver", "organization", ACCOUNT_ID,
-                          ACCOUNT_NAME),
-        membership_change("membership_removed", "user-leaver", "team", "team-a", "Platform"),
-        membership_change("membership_removed", "user-leaver", "team", "team-c", "Data"),
-        user_change("user_removed", "user-leaver"),
-    ])
+    assert change_tuples(changes_of(db_path, run["id"])) == Counter(
+        [
+            user_change("status_changed", "user-disable", "status", "enabled", "disabled"),
+            membership_change(
+                "membership_removed", "user-leaver", "organization", ACCOUNT_ID, ACCOUNT_NAME
+            ),
+            membership_change("membership_removed", "user-leaver", "team", "team-a", "Platform"),
+            membership_change("membership_removed", "user-leaver", "team", "team-c", "Data"),
+            user_change("user_removed", "user-leaver"),
+        ]
+    )
     assert run["changes"] == 5
     assert run["requests"] == len(small_sim.requests)  # retries included
 
@@ -607,19 +781,26 @@ def test_service_accounts_forbidden_exits_1_with_a_partial_run(db_path, small_si
     assert run["status"] == "partial"
     assert "service account" in run["error"].lower() and "403" in run["error"]
     assert _service_account_state(db_path) == kept
-    assert change_tuples(changes_of(db_path, run["id"])) == Counter([
-        user_change("last_sign_in_changed", "user-signin", "last_sign_in_at",
-                    "2026-08-01T10:00:00.000Z", "2026-08-20T07:03:11.000Z")])
+    assert change_tuples(changes_of(db_path, run["id"])) == Counter(
+        [
+            user_change(
+                "last_sign_in_changed",
+                "user-signin",
+                "last_sign_in_at",
+                "2026-08-01T10:00:00.000Z",
+                "2026-08-20T07:03:11.000Z",
+            )
+        ]
+    )
 
 
-def test_teams_listing_failing_keeps_team_rows_but_applies_team_memberships(
-        db_path, small_sim):
+def test_teams_listing_failing_keeps_team_rows_but_applies_team_memberships(db_path, small_sim):
     first, _ = sync(db_path, small_sim)
     assert first.status == "succeeded", first.error
     teams_before = query(db_path, "SELECT * FROM teams ORDER BY id")
     with small_sim.state.lock:
-        small_sim.state.users["user-mover"].teams = {"team-b"}     # team memberships: applied
-        small_sim.state.teams["team-c"].name = "Analytics"         # team rows: untouched
+        small_sim.state.users["user-mover"].teams = {"team-b"}  # team memberships: applied
+        small_sim.state.teams["team-c"].name = "Analytics"  # team rows: untouched
         small_sim.state.teams["team-d"] = ScalrTeam("team-d", "Empty", None)
     small_sim.add_fault(path=r"/teams$", status=500)
 
@@ -629,12 +810,17 @@ def test_teams_listing_failing_keeps_team_rows_but_applies_team_memberships(
     assert run["status"] == "partial"
     assert "team" in run["error"].lower() and "500" in run["error"]
     assert query(db_path, "SELECT * FROM teams ORDER BY id") == teams_before
-    assert change_tuples(changes_of(db_path, run["id"])) == Counter([
-        membership_change("membership_removed", "user-mover", "team", "team-a", "Platform"),
-        membership_change("membership_added", "user-mover", "team", "team-b", "Security"),
-    ])
-    current = query(db_path, "SELECT resource_id FROM memberships WHERE user_id = 'user-mover' "
-                    "AND resource_type = 'team' AND removed_at IS NULL")
+    assert change_tuples(changes_of(db_path, run["id"])) == Counter(
+        [
+            membership_change("membership_removed", "user-mover", "team", "team-a", "Platform"),
+            membership_change("membership_added", "user-mover", "team", "team-b", "Security"),
+        ]
+    )
+    current = query(
+        db_path,
+        "SELECT resource_id FROM memberships WHERE user_id = 'user-mover' "
+        "AND resource_type = 'team' AND removed_at IS NULL",
+    )
     assert current == [{"resource_id": "team-b"}]
 
 
@@ -649,13 +835,13 @@ def test_first_sync_that_applies_after_a_failed_one_is_the_baseline(db_path, sma
     assert outcome.status == "succeeded", outcome.error
     assert (run2["status"], run2["changes"]) == ("succeeded", 0)
     assert query(db_path, "SELECT COUNT(*) AS n FROM changes") == [{"n": 0}]
-    assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE first_seen_at = ?",
-                 [run2["started_at"]]) == [{"n": 9}]
+    assert query(
+        db_path, "SELECT COUNT(*) AS n FROM users WHERE first_seen_at = ?", [run2["started_at"]]
+    ) == [{"n": 9}]
 
 
 @pytest.mark.parametrize("account", ["other-name", None])
-def test_the_tokens_only_account_is_used_when_the_name_finds_nothing(db_path, small_sim,
-                                                                      account):
+def test_the_tokens_only_account_is_used_when_the_name_finds_nothing(db_path, small_sim, account):
     env = {**scalr_env(small_sim)}
     env.pop("SCALR_ACCOUNT")
     if account is not None:
@@ -665,23 +851,30 @@ def test_the_tokens_only_account_is_used_when_the_name_finds_nothing(db_path, sm
 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert query(db_path, "SELECT id, name FROM organizations") == [
-        {"id": ACCOUNT_ID, "name": ACCOUNT_NAME}]
-    assert query(db_path, "SELECT DISTINCT resource_id FROM memberships "
-                 "WHERE resource_type = 'organization'") == [{"resource_id": ACCOUNT_ID}]
+        {"id": ACCOUNT_ID, "name": ACCOUNT_NAME}
+    ]
+    assert query(
+        db_path, "SELECT DISTINCT resource_id FROM memberships WHERE resource_type = 'organization'"
+    ) == [{"resource_id": ACCOUNT_ID}]
     assert {r.path for r in small_sim.requests} <= {
-        f"{API}/accounts", f"{API}/account-users", f"{API}/service-accounts", f"{API}/teams"}
+        f"{API}/accounts",
+        f"{API}/account-users",
+        f"{API}/service-accounts",
+        f"{API}/teams",
+    }
 
 
 # -- a returning leaver ------------------------------------------------------------------------
 
-def test_user_who_leaves_and_comes_back_is_added_again_with_first_seen_at_kept(
-        db_path, small_sim):
+
+def test_user_who_leaves_and_comes_back_is_added_again_with_first_seen_at_kept(db_path, small_sim):
     _, run1 = sync(db_path, small_sim)
     with small_sim.state.lock:
         leaver = small_sim.state.users.pop("user-leaver")
     _, run2 = sync(db_path, small_sim)
     assert query(db_path, "SELECT removed_at FROM users WHERE id = 'user-leaver'") == [
-        {"removed_at": run2["started_at"]}]
+        {"removed_at": run2["started_at"]}
+    ]
     with small_sim.state.lock:
         leaver.status, leaver.last_login_at, leaver.teams = "Pending", None, {"team-a"}
         small_sim.state.users["user-leaver"] = leaver
@@ -689,36 +882,60 @@ def test_user_who_leaves_and_comes_back_is_added_again_with_first_seen_at_kept(
     outcome, run3 = sync(db_path, small_sim)
 
     assert outcome.status == "succeeded", outcome.error
-    assert change_tuples(changes_of(db_path, run3["id"])) == Counter([
-        user_change("user_added", "user-leaver"),
-        membership_change("membership_added", "user-leaver", "organization", ACCOUNT_ID,
-                          ACCOUNT_NAME),
-        membership_change("membership_added", "user-leaver", "team", "team-a", "Platform"),
-    ])
+    assert change_tuples(changes_of(db_path, run3["id"])) == Counter(
+        [
+            user_change("user_added", "user-leaver"),
+            membership_change(
+                "membership_added", "user-leaver", "organization", ACCOUNT_ID, ACCOUNT_NAME
+            ),
+            membership_change("membership_added", "user-leaver", "team", "team-a", "Platform"),
+        ]
+    )
     user = query(db_path, "SELECT * FROM users WHERE id = 'user-leaver'")[0]
     assert (user["first_seen_at"], user["removed_at"]) == (run1["started_at"], None)
     assert (user["status"], user["provider_status"], user["last_sign_in_at"]) == (
-        "enabled", "Pending", None)
-    memberships = query(db_path, "SELECT resource_id, first_seen_at, removed_at FROM memberships "
-                        "WHERE user_id = 'user-leaver' ORDER BY resource_id")
+        "enabled",
+        "Pending",
+        None,
+    )
+    memberships = query(
+        db_path,
+        "SELECT resource_id, first_seen_at, removed_at FROM memberships "
+        "WHERE user_id = 'user-leaver' ORDER BY resource_id",
+    )
     assert memberships == [
         {"resource_id": ACCOUNT_ID, "first_seen_at": run1["started_at"], "removed_at": None},
         {"resource_id": "team-a", "first_seen_at": run1["started_at"], "removed_at": None},
-        {"resource_id": "team-c", "first_seen_at": run1["started_at"],
-         "removed_at": run2["started_at"]},
+        {
+            "resource_id": "team-c",
+            "first_seen_at": run1["started_at"],
+            "removed_at": run2["started_at"],
+        },
     ]
-    versions = query(db_path, "SELECT provider_status, last_sign_in_at, valid_from, valid_to "
-                     "FROM user_versions WHERE id = 'user-leaver' ORDER BY valid_from")
+    versions = query(
+        db_path,
+        "SELECT provider_status, last_sign_in_at, valid_from, valid_to "
+        "FROM user_versions WHERE id = 'user-leaver' ORDER BY valid_from",
+    )
     assert versions == [
-        {"provider_status": "Active", "last_sign_in_at": "2026-08-01T10:00:00.000Z",
-         "valid_from": run1["started_at"], "valid_to": run2["started_at"]},
-        {"provider_status": "Pending", "last_sign_in_at": None,
-         "valid_from": run3["started_at"], "valid_to": None},
+        {
+            "provider_status": "Active",
+            "last_sign_in_at": "2026-08-01T10:00:00.000Z",
+            "valid_from": run1["started_at"],
+            "valid_to": run2["started_at"],
+        },
+        {
+            "provider_status": "Pending",
+            "last_sign_in_at": None,
+            "valid_from": run3["started_at"],
+            "valid_to": None,
+        },
     ]
     assert "user-leaver" not in users_as_of(db_path, run2["started_at"])
 
 
 # -- self-hosted Scalr -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", ["/", "/api/iacp/v3", "/api/iacp/v3/"])
 def test_self_hosted_base_url_with_slash_or_api_suffix_works(db_path, small_sim, suffix):
@@ -728,7 +945,10 @@ def test_self_hosted_base_url_with_slash_or_api_suffix_works(db_path, small_sim,
 
     assert result.exit_code == 0, result.stderr
     paths = {r.path for r in small_sim.requests}
-    assert paths == {f"{API}/accounts", f"{API}/account-users", f"{API}/service-accounts",
-                     f"{API}/teams"}
-    assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE removed_at IS NULL") == [
-        {"n": 9}]
+    assert paths == {
+        f"{API}/accounts",
+        f"{API}/account-users",
+        f"{API}/service-accounts",
+        f"{API}/teams",
+    }
+    assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE removed_at IS NULL") == [{"n": 9}]

@@ -16,54 +16,116 @@ from store import schema
 
 EXPECTED: dict[str, dict] = {
     "sync_runs": {
-        "columns": [("id", "INTEGER"), ("provider", "TEXT"), ("started_at", "TEXT"),
-                    ("finished_at", "TEXT"), ("status", "TEXT"), ("error", "TEXT"),
-                    ("requests", "INTEGER"), ("changes", "INTEGER")],
+        "columns": [
+            ("id", "INTEGER"),
+            ("provider", "TEXT"),
+            ("started_at", "TEXT"),
+            ("finished_at", "TEXT"),
+            ("status", "TEXT"),
+            ("error", "TEXT"),
+            ("requests", "INTEGER"),
+            ("changes", "INTEGER"),
+        ],
         "pk": ["id"],
     },
     "users": {
-        "columns": [("provider", "TEXT"), ("id", "TEXT"), ("email", "TEXT"), ("name", "TEXT"),
-                    ("account_type", "TEXT"), ("status", "TEXT"), ("provider_status", "TEXT"),
-                    ("last_sign_in_at", "TEXT"), ("mfa_enabled", "INTEGER"),
-                    ("created_at", "TEXT"), ("first_seen_at", "TEXT"), ("removed_at", "TEXT")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("email", "TEXT"),
+            ("name", "TEXT"),
+            ("account_type", "TEXT"),
+            ("status", "TEXT"),
+            ("provider_status", "TEXT"),
+            ("last_sign_in_at", "TEXT"),
+            ("mfa_enabled", "INTEGER"),
+            ("created_at", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
         "pk": ["provider", "id"],
     },
     "organizations": {
-        "columns": [("provider", "TEXT"), ("id", "TEXT"), ("name", "TEXT"),
-                    ("first_seen_at", "TEXT"), ("removed_at", "TEXT")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("name", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
         "pk": ["provider", "id"],
     },
     "teams": {
-        "columns": [("provider", "TEXT"), ("id", "TEXT"), ("organization_id", "TEXT"),
-                    ("name", "TEXT"), ("slug", "TEXT"), ("description", "TEXT"),
-                    ("first_seen_at", "TEXT"), ("removed_at", "TEXT")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("organization_id", "TEXT"),
+            ("name", "TEXT"),
+            ("slug", "TEXT"),
+            ("description", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
         "pk": ["provider", "id"],
     },
     "memberships": {
-        "columns": [("provider", "TEXT"), ("resource_type", "TEXT"), ("resource_id", "TEXT"),
-                    ("user_id", "TEXT"), ("role", "TEXT"), ("first_seen_at", "TEXT"),
-                    ("removed_at", "TEXT")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("resource_type", "TEXT"),
+            ("resource_id", "TEXT"),
+            ("user_id", "TEXT"),
+            ("role", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
         "pk": ["provider", "resource_type", "resource_id", "user_id"],
     },
     "changes": {
-        "columns": [("id", "INTEGER"), ("run_id", "INTEGER"), ("provider", "TEXT"),
-                    ("observed_at", "TEXT"), ("kind", "TEXT"), ("user_id", "TEXT"),
-                    ("email", "TEXT"), ("resource_type", "TEXT"), ("resource_id", "TEXT"),
-                    ("resource_name", "TEXT"), ("field", "TEXT"), ("old_value", "TEXT"),
-                    ("new_value", "TEXT")],
+        "columns": [
+            ("id", "INTEGER"),
+            ("run_id", "INTEGER"),
+            ("provider", "TEXT"),
+            ("observed_at", "TEXT"),
+            ("kind", "TEXT"),
+            ("user_id", "TEXT"),
+            ("email", "TEXT"),
+            ("resource_type", "TEXT"),
+            ("resource_id", "TEXT"),
+            ("resource_name", "TEXT"),
+            ("field", "TEXT"),
+            ("old_value", "TEXT"),
+            ("new_value", "TEXT"),
+        ],
         "pk": ["id"],
     },
     "user_versions": {
-        "columns": [("provider", "TEXT"), ("id", "TEXT"), ("email", "TEXT"), ("name", "TEXT"),
-                    ("account_type", "TEXT"), ("status", "TEXT"), ("provider_status", "TEXT"),
-                    ("last_sign_in_at", "TEXT"), ("mfa_enabled", "INTEGER"),
-                    ("valid_from", "TEXT"), ("valid_to", "TEXT"), ("run_id", "INTEGER")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("email", "TEXT"),
+            ("name", "TEXT"),
+            ("account_type", "TEXT"),
+            ("status", "TEXT"),
+            ("provider_status", "TEXT"),
+            ("last_sign_in_at", "TEXT"),
+            ("mfa_enabled", "INTEGER"),
+            ("valid_from", "TEXT"),
+            ("valid_to", "TEXT"),
+            ("run_id", "INTEGER"),
+        ],
         "pk": ["provider", "id", "valid_from"],
     },
     "membership_versions": {
-        "columns": [("provider", "TEXT"), ("resource_type", "TEXT"), ("resource_id", "TEXT"),
-                    ("user_id", "TEXT"), ("role", "TEXT"), ("valid_from", "TEXT"),
-                    ("valid_to", "TEXT"), ("run_id", "INTEGER")],
+        "columns": [
+            ("provider", "TEXT"),
+            ("resource_type", "TEXT"),
+            ("resource_id", "TEXT"),
+            ("user_id", "TEXT"),
+            ("role", "TEXT"),
+            ("valid_from", "TEXT"),
+            ("valid_to", "TEXT"),
+            ("run_id", "INTEGER"),
+        ],
         "pk": ["provider", "resource_type", "resource_id", "user_id", "valid_from"],
     },
 }
@@ -72,8 +134,7 @@ EXPECTED: dict[str, dict] = {
 def public_tables(conn: sqlite3.Connection) -> list[str]:
     """Every table an auditor sees: not SQLite's own, not the migration bookkeeping."""
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    return [name for (name,) in rows
-            if not name.startswith("sqlite_") and not name.startswith("_")]
+    return [name for (name,) in rows if not name.startswith("sqlite_") and not name.startswith("_")]
 
 
 def columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
@@ -88,10 +149,16 @@ def primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
 def schema_of(path) -> dict:
     conn = sqlite3.connect(path)
     try:
-        return {table: {"columns": columns(conn, table), "pk": primary_key(conn, table),
-                        "sql": conn.execute("SELECT sql FROM sqlite_master WHERE name = ?",
-                                            [table]).fetchone()[0]}
-                for table in public_tables(conn)}
+        return {
+            table: {
+                "columns": columns(conn, table),
+                "pk": primary_key(conn, table),
+                "sql": conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE name = ?", [table]
+                ).fetchone()[0],
+            }
+            for table in public_tables(conn)
+        }
     finally:
         conn.close()
 
@@ -134,10 +201,14 @@ def test_integer_ids_are_rowid_aliases_so_they_count_up(db_path):
         for table in ("sync_runs", "changes"):
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
             assert re.search(r'["\[`]?id["\]`]?\s+INTEGER\s+PRIMARY\s+KEY', sql[0]), sql[0]
-        conn.execute("INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
-                     "VALUES ('scalr', '2026-01-01T00:00:00.000Z', 'succeeded', 0, 0)")
-        conn.execute("INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
-                     "VALUES ('scalr', '2026-01-01T00:00:01.000Z', 'succeeded', 0, 0)")
+        conn.execute(
+            "INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
+            "VALUES ('scalr', '2026-01-01T00:00:00.000Z', 'succeeded', 0, 0)"
+        )
+        conn.execute(
+            "INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
+            "VALUES ('scalr', '2026-01-01T00:00:01.000Z', 'succeeded', 0, 0)"
+        )
         assert [r[0] for r in conn.execute("SELECT id FROM sync_runs ORDER BY id")] == [1, 2]
     finally:
         conn.close()
@@ -164,8 +235,10 @@ def test_migrating_twice_changes_nothing_and_keeps_data(db_path):
     schema.connect(db_path).close()
     first = schema_of(db_path)
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
-                 "VALUES ('scalr', '2026-01-01T00:00:00.000Z', 'succeeded', 3, 0)")
+    conn.execute(
+        "INSERT INTO sync_runs (provider, started_at, status, requests, changes) "
+        "VALUES ('scalr', '2026-01-01T00:00:00.000Z', 'succeeded', 3, 0)"
+    )
     conn.commit()
     migrations_applied = conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0]
     conn.close()
@@ -176,10 +249,11 @@ def test_migrating_twice_changes_nothing_and_keeps_data(db_path):
     assert schema_of(db_path) == first
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] \
+        assert (
+            conn.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0]
             == migrations_applied
-        assert conn.execute("SELECT provider, requests FROM sync_runs").fetchall() == [
-            ("scalr", 3)]
+        )
+        assert conn.execute("SELECT provider, requests FROM sync_runs").fetchall() == [("scalr", 3)]
     finally:
         conn.close()
 

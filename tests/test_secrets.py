@@ -20,8 +20,13 @@ import pytest
 from loguru import logger
 
 from daemon.config import load_settings
-from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState, PSOrganization, \
-    PSTeam, PSUser
+from daemon.simulate.planetscale import (
+    PlanetScaleSimulator,
+    PlanetScaleState,
+    PSOrganization,
+    PSTeam,
+    PSUser,
+)
 from daemon.simulate.scalr import ScalrSimulator, ScalrState, ScalrTeam, ScalrUser
 from tests.conftest import planetscale_env, query, run_cli, scalr_env
 
@@ -52,9 +57,11 @@ def scalr():
     state = ScalrState(token=SCALR_TOKEN)
     state.teams["team-secretsaaaaaaaa1"] = ScalrTeam("team-secretsaaaaaaaa1", "Platform")
     state.users["user-secretsaaaaaaaa1"] = ScalrUser(
-        "user-secretsaaaaaaaa1", "ann@acme.example", "Ann", teams={"team-secretsaaaaaaaa1"})
-    state.users["user-secretsaaaaaaaa2"] = ScalrUser("user-secretsaaaaaaaa2", "bob@acme.example",
-                                                     "Bob", status="Inactive")
+        "user-secretsaaaaaaaa1", "ann@acme.example", "Ann", teams={"team-secretsaaaaaaaa1"}
+    )
+    state.users["user-secretsaaaaaaaa2"] = ScalrUser(
+        "user-secretsaaaaaaaa2", "bob@acme.example", "Bob", status="Inactive"
+    )
     with ScalrSimulator(state) as sim:
         yield sim
 
@@ -64,8 +71,9 @@ def planetscale():
     state = PlanetScaleState(token_id=PS_TOKEN_ID, token_secret=PS_TOKEN_VALUE)
     state.users["psuser000001"] = PSUser("psuser000001", "cy@acme.example", "Cy")
     state.users["psuser000002"] = PSUser("psuser000002", "di@acme.example", "Di")
-    org = PSOrganization("org000000001", "acme",
-                         members={"psuser000001": "admin", "psuser000002": "member"})
+    org = PSOrganization(
+        "org000000001", "acme", members={"psuser000001": "admin", "psuser000002": "member"}
+    )
     org.teams["team00000001"] = PSTeam("team00000001", "Data", "data", members={"psuser000002"})
     state.organizations[org.id] = org
     with PlanetScaleSimulator(state) as sim:
@@ -85,20 +93,33 @@ def env_for(db_path: Path, scalr=None, planetscale=None, **extra: str) -> dict[s
 def echo_body(provider: str) -> str:
     """An error document that repeats the credential back, the way a careless proxy might."""
     if provider == "scalr":
-        return json.dumps({"errors": [{"status": "500", "title": "Internal Server Error",
-                                       "detail": f"backend rejected Authorization: Bearer "
-                                                 f"{SCALR_TOKEN} (token={SCALR_TOKEN})"}]})
-    return json.dumps({"code": "internal_error",
-                       "message": f"auth failed for {PS_TOKEN_ID}:{PS_TOKEN_VALUE} "
-                                  f"(secret {PS_TOKEN_VALUE})"})
+        return json.dumps(
+            {
+                "errors": [
+                    {
+                        "status": "500",
+                        "title": "Internal Server Error",
+                        "detail": f"backend rejected Authorization: Bearer "
+                        f"{SCALR_TOKEN} (token={SCALR_TOKEN})",
+                    }
+                ]
+            }
+        )
+    return json.dumps(
+        {
+            "code": "internal_error",
+            "message": f"auth failed for {PS_TOKEN_ID}:{PS_TOKEN_VALUE} (secret {PS_TOKEN_VALUE})",
+        }
+    )
 
 
 def database_texts(db_path: Path) -> list[str]:
     """Every value of every column of every table (internal ones included), as text."""
     conn = sqlite3.connect(db_path)
     try:
-        tables = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
         texts = []
         for table in tables:
             for row in conn.execute(f'SELECT * FROM "{table}"'):
@@ -140,13 +161,16 @@ def assert_debug_log_captured(stderr: str, path_fragment: str) -> None:
 
 # -- one sync per scenario and provider ----------------------------------------------------------
 
+
 def test_successful_syncs_leak_no_token(db_path, scalr, planetscale):
     result, out, err = cli(["sync"], env_for(db_path, scalr, planetscale))
     assert result.exit_code == 0, out + err
     assert_debug_log_captured(err, "/api/iacp/v3/account-users")
     assert_debug_log_captured(err, "/v1/organizations")
-    assert [r["status"] for r in query(db_path, "SELECT status FROM sync_runs ORDER BY id")] == \
-        ["succeeded", "succeeded"]
+    assert [r["status"] for r in query(db_path, "SELECT status FROM sync_runs ORDER BY id")] == [
+        "succeeded",
+        "succeeded",
+    ]
     assert_no_secret_anywhere(db_path, out, err)
 
 
@@ -155,8 +179,11 @@ def test_refused_token_is_never_repeated(db_path, scalr, planetscale, provider):
     if provider == "scalr":
         env = env_for(db_path, scalr=scalr, SCALR_API_TOKEN=WRONG_SCALR_TOKEN)
     else:
-        env = env_for(db_path, planetscale=planetscale,
-                      PLANETSCALE_SERVICE_TOKEN=f"{PS_TOKEN_ID}:{WRONG_PS_VALUE}")
+        env = env_for(
+            db_path,
+            planetscale=planetscale,
+            PLANETSCALE_SERVICE_TOKEN=f"{PS_TOKEN_ID}:{WRONG_PS_VALUE}",
+        )
     result, out, err = cli(["sync"], env)
     assert result.exit_code == 1
     (row,) = query(db_path, "SELECT status, error FROM sync_runs")
@@ -167,8 +194,9 @@ def test_refused_token_is_never_repeated(db_path, scalr, planetscale, provider):
     assert_no_secret_anywhere(db_path, out, err)
 
 
-@pytest.mark.parametrize("provider, path", [("scalr", SCALR_ACCOUNT_USERS),
-                                            ("planetscale", PS_ORGS)])
+@pytest.mark.parametrize(
+    "provider, path", [("scalr", SCALR_ACCOUNT_USERS), ("planetscale", PS_ORGS)]
+)
 def test_token_echoed_in_a_500_body_is_redacted(db_path, scalr, planetscale, provider, path):
     sim = scalr if provider == "scalr" else planetscale
     sim.add_fault(path=path, status=500, body=echo_body(provider))
@@ -178,27 +206,30 @@ def test_token_echoed_in_a_500_body_is_redacted(db_path, scalr, planetscale, pro
     assert row["status"] == "failed"
     assert "HTTP 500" in row["error"]
     assert "rejected" in row["error"] or "auth failed" in row["error"]  # the detail is kept...
-    assert row["error"] in err                                         # ...and shown once
+    assert row["error"] in err  # ...and shown once
     assert_no_secret_anywhere(db_path, out, err)
 
 
-@pytest.mark.parametrize("provider, path", [("scalr", SCALR_ACCOUNT_USERS),
-                                            ("planetscale", PS_ORGS)])
-def test_token_echoed_in_retried_503_bodies_stays_out_of_the_debug_log(db_path, scalr,
-                                                                      planetscale, provider, path):
+@pytest.mark.parametrize(
+    "provider, path", [("scalr", SCALR_ACCOUNT_USERS), ("planetscale", PS_ORGS)]
+)
+def test_token_echoed_in_retried_503_bodies_stays_out_of_the_debug_log(
+    db_path, scalr, planetscale, provider, path
+):
     sim = scalr if provider == "scalr" else planetscale
-    sim.add_fault(path=path, status=503, times=2, body=echo_body(provider),
-                  headers={"Retry-After": "0"})
+    sim.add_fault(
+        path=path, status=503, times=2, body=echo_body(provider), headers={"Retry-After": "0"}
+    )
     result, out, err = cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
     assert result.exit_code == 0, out + err
-    assert "retrying" in err                          # the retry was logged at DEBUG...
-    assert_no_secret_anywhere(db_path, out, err)      # ...without the echoed token
+    assert "retrying" in err  # the retry was logged at DEBUG...
+    assert_no_secret_anywhere(db_path, out, err)  # ...without the echoed token
 
 
 @pytest.mark.parametrize("provider, path", [("scalr", SCALR_TEAMS), ("planetscale", PS_MEMBERS)])
-def test_token_echoed_in_a_failed_scope_is_redacted_from_the_partial_run(db_path, scalr,
-                                                                        planetscale, provider,
-                                                                        path):
+def test_token_echoed_in_a_failed_scope_is_redacted_from_the_partial_run(
+    db_path, scalr, planetscale, provider, path
+):
     sim = scalr if provider == "scalr" else planetscale
     sim.add_fault(path=path, status=500, body=echo_body(provider))
     result, out, err = cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
@@ -210,19 +241,27 @@ def test_token_echoed_in_a_failed_scope_is_redacted_from_the_partial_run(db_path
 
 
 def test_unparseable_response_echoing_the_token_leaves_no_token_in_the_debug_traceback(
-        db_path, scalr):
+    db_path, scalr
+):
     """A body of an unexpected shape takes the 'internal error' path, which logs the exception
     at DEBUG. When that body echoes the token (a proxy's debug page, a misbehaving gateway), the
     logged traceback must not carry it either."""
-    scalr.add_fault(path=SCALR_ACCOUNT_USERS, status=200, body=json.dumps({
-        "data": [{"type": "account-users", "id": "au-1", "relationships": [SCALR_TOKEN]}],
-        "meta": {"pagination": {"next-page": None, "total-count": 1}}}))
+    scalr.add_fault(
+        path=SCALR_ACCOUNT_USERS,
+        status=200,
+        body=json.dumps(
+            {
+                "data": [{"type": "account-users", "id": "au-1", "relationships": [SCALR_TOKEN]}],
+                "meta": {"pagination": {"next-page": None, "total-count": 1}},
+            }
+        ),
+    )
     result, out, err = cli(["sync"], env_for(db_path, scalr))
     assert result.exit_code == 1
     (row,) = query(db_path, "SELECT status, error FROM sync_runs")
     assert row["status"] == "failed"
     assert "internal error" in row["error"]
-    assert "AttributeError" in err                    # the DEBUG traceback was captured
+    assert "AttributeError" in err  # the DEBUG traceback was captured
     assert_no_secret_anywhere(db_path, out, err)
 
 
@@ -241,42 +280,63 @@ def test_check_and_status_print_no_token(db_path, scalr, planetscale):
     assert_no_secret_anywhere(db_path, *outputs, sync_out, sync_err, status_out, status_err)
 
 
-def test_a_whole_history_of_good_and_bad_runs_leaves_no_token_in_the_file(db_path, scalr,
-                                                                          planetscale):
+def test_a_whole_history_of_good_and_bad_runs_leaves_no_token_in_the_file(
+    db_path, scalr, planetscale
+):
     """Several runs into one database, then the raw bytes (free pages and WAL included)."""
     env = env_for(db_path, scalr, planetscale)
     outputs = []
     for setup in (
         lambda: None,
-        lambda: (scalr.add_fault(path=SCALR_ACCOUNT_USERS, status=500, times=1,
-                                 body=echo_body("scalr")),
-                 planetscale.add_fault(path=PS_ORGS, status=500, times=1,
-                                       body=echo_body("planetscale"))),
-        lambda: planetscale.add_fault(path=PS_MEMBERS, status=500, times=1,
-                                      body=echo_body("planetscale")),
+        lambda: (
+            scalr.add_fault(path=SCALR_ACCOUNT_USERS, status=500, times=1, body=echo_body("scalr")),
+            planetscale.add_fault(path=PS_ORGS, status=500, times=1, body=echo_body("planetscale")),
+        ),
+        lambda: planetscale.add_fault(
+            path=PS_MEMBERS, status=500, times=1, body=echo_body("planetscale")
+        ),
         lambda: None,
     ):
         setup()
         result, out, err = cli(["sync"], env)
         outputs += [out, err]
-    statuses = [(r["provider"], r["status"]) for r in
-                query(db_path, "SELECT provider, status FROM sync_runs ORDER BY id")]
-    assert statuses == [("scalr", "succeeded"), ("planetscale", "succeeded"),
-                        ("scalr", "failed"), ("planetscale", "failed"),
-                        ("scalr", "succeeded"), ("planetscale", "partial"),
-                        ("scalr", "succeeded"), ("planetscale", "succeeded")]
+    statuses = [
+        (r["provider"], r["status"])
+        for r in query(db_path, "SELECT provider, status FROM sync_runs ORDER BY id")
+    ]
+    assert statuses == [
+        ("scalr", "succeeded"),
+        ("planetscale", "succeeded"),
+        ("scalr", "failed"),
+        ("planetscale", "failed"),
+        ("scalr", "succeeded"),
+        ("planetscale", "partial"),
+        ("scalr", "succeeded"),
+        ("planetscale", "succeeded"),
+    ]
     assert_no_secret_anywhere(db_path, *outputs)
 
 
 # -- settings ------------------------------------------------------------------------------------
 
+
 def test_settings_repr_shows_no_token(tmp_path):
-    settings = load_settings(environ={
-        "SCALR_API_TOKEN": SCALR_TOKEN, "SCALR_ACCOUNT": "acme",
-        "PLANETSCALE_SERVICE_TOKEN": f"{PS_TOKEN_ID}:{PS_TOKEN_VALUE}"})
+    settings = load_settings(
+        environ={
+            "SCALR_API_TOKEN": SCALR_TOKEN,
+            "SCALR_ACCOUNT": "acme",
+            "PLANETSCALE_SERVICE_TOKEN": f"{PS_TOKEN_ID}:{PS_TOKEN_VALUE}",
+        }
+    )
     assert settings.scalr.token.reveal() == SCALR_TOKEN
-    for text in (repr(settings), str(settings), repr(settings.scalr), repr(settings.planetscale),
-                 f"{settings.scalr.token}", f"{settings.planetscale.token!r}"):
+    for text in (
+        repr(settings),
+        str(settings),
+        repr(settings.scalr),
+        repr(settings.planetscale),
+        f"{settings.scalr.token}",
+        f"{settings.planetscale.token!r}",
+    ):
         assert SCALR_TOKEN not in text
         assert PS_TOKEN_VALUE not in text
 
@@ -284,9 +344,13 @@ def test_settings_repr_shows_no_token(tmp_path):
 def test_settings_repr_shows_no_token_read_from_files(tmp_path):
     (tmp_path / "scalr").write_text(SCALR_TOKEN + "\n")
     (tmp_path / "ps").write_text(f"{PS_TOKEN_ID}:{PS_TOKEN_VALUE}\n")
-    settings = load_settings(environ={
-        "SCALR_API_TOKEN_FILE": str(tmp_path / "scalr"), "SCALR_ACCOUNT": "acme",
-        "PLANETSCALE_SERVICE_TOKEN_FILE": str(tmp_path / "ps")})
+    settings = load_settings(
+        environ={
+            "SCALR_API_TOKEN_FILE": str(tmp_path / "scalr"),
+            "SCALR_ACCOUNT": "acme",
+            "PLANETSCALE_SERVICE_TOKEN_FILE": str(tmp_path / "ps"),
+        }
+    )
     assert settings.planetscale.token.reveal() == PS_TOKEN_VALUE
     assert SCALR_TOKEN not in repr(settings)
     assert PS_TOKEN_VALUE not in repr(settings)

@@ -1,45 +1,70 @@
-"""The simulated PlanetScale API speaks the real wire format; rate limit, faults and evolver behave."""
+"""The simulated PlanetScale API speaks the real wire format; limit, faults and evolver behave."""
 
 from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from daemon.simulate.planetscale import (
-    PlanetScaleSimulator, PlanetScaleState, PSOrganization, PSTeam, PSUser,
+    PlanetScaleSimulator,
+    PlanetScaleState,
+    PSOrganization,
+    PSTeam,
+    PSUser,
 )
 from daemon.simulate.world import PS_ROLES, PlanetScaleEvolver, populate_planetscale
 
 TOKEN_ID = "abcdefghij01"
 TOKEN_SECRET = "pscale_tkn_testsecret"
 AUTH = {"Authorization": f"{TOKEN_ID}:{TOKEN_SECRET}"}
-NOW = datetime(2026, 9, 1, 12, 0, 0, tzinfo=timezone.utc)
-LIST_KEYS = ["type", "current_page", "per_page", "next_page", "next_page_url", "prev_page",
-             "prev_page_url"]
+NOW = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
+LIST_KEYS = [
+    "type",
+    "current_page",
+    "per_page",
+    "next_page",
+    "next_page_url",
+    "prev_page",
+    "prev_page_url",
+]
 
 
 def small_state() -> PlanetScaleState:
     state = PlanetScaleState(token_id=TOKEN_ID, token_secret=TOKEN_SECRET)
     for n in range(5):
         ident = f"user{n:08d}"
-        state.users[ident] = PSUser(ident, f"u{n}@acme.example", f"User {n}",
-                                    two_factor_auth_configured=n % 2 == 0)
+        state.users[ident] = PSUser(
+            ident, f"u{n}@acme.example", f"User {n}", two_factor_auth_configured=n % 2 == 0
+        )
     state.users["user00000009"] = PSUser("user00000009", "nameless@acme.example", None)
-    acme = PSOrganization("org000000001", "acme",
-                          members={"user00000000": "admin", "user00000001": "member",
-                                   "user00000002": "analyst", "user00000003": "member",
-                                   "user00000009": "member"})
-    acme.teams["team00000001"] = PSTeam("team00000001", "Platform", "platform", "Infra",
-                                        members={"user00000001", "user00000002"},
-                                        creator_id="user00000000")
+    acme = PSOrganization(
+        "org000000001",
+        "acme",
+        members={
+            "user00000000": "admin",
+            "user00000001": "member",
+            "user00000002": "analyst",
+            "user00000003": "member",
+            "user00000009": "member",
+        },
+    )
+    acme.teams["team00000001"] = PSTeam(
+        "team00000001",
+        "Platform",
+        "platform",
+        "Infra",
+        members={"user00000001", "user00000002"},
+        creator_id="user00000000",
+    )
     acme.teams["team00000002"] = PSTeam("team00000002", "Data", "data")
     state.organizations[acme.id] = acme
     state.organizations["org000000002"] = PSOrganization(
-        "org000000002", "globex", members={"user00000004": "admin"})
+        "org000000002", "globex", members={"user00000004": "admin"}
+    )
     return state
 
 
@@ -57,8 +82,10 @@ def client(sim):
 
 # -- authentication and errors -------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [None, f"Bearer {TOKEN_ID}:{TOKEN_SECRET}",
-                                    f"{TOKEN_ID}:wrong", TOKEN_SECRET])
+
+@pytest.mark.parametrize(
+    "header", [None, f"Bearer {TOKEN_ID}:{TOKEN_SECRET}", f"{TOKEN_ID}:wrong", TOKEN_SECRET]
+)
 def test_refuses_anything_but_the_exact_service_token(sim, header):
     headers = {"Authorization": header} if header else {}
     response = httpx.get(f"{sim.url}/v1/organizations", headers=headers)
@@ -66,11 +93,17 @@ def test_refuses_anything_but_the_exact_service_token(sim, header):
     assert response.json() == {"code": "unauthorized", "message": "Unauthorized"}
 
 
-@pytest.mark.parametrize("path", ["/organizations/nope", "/organizations/nope/members",
-                                  "/organizations/acme/teams/nope",
-                                  "/organizations/acme/teams/nope/members",
-                                  "/organizations/acme/members/user00000004",
-                                  "/organizations/acme/databases"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/organizations/nope",
+        "/organizations/nope/members",
+        "/organizations/acme/teams/nope",
+        "/organizations/acme/teams/nope/members",
+        "/organizations/acme/members/user00000004",
+        "/organizations/acme/databases",
+    ],
+)
 def test_not_found_body(client, path):
     response = client.get(path)
     assert response.status_code == 404
@@ -85,6 +118,7 @@ def test_non_get_is_405(client):
 
 # -- envelopes and objects -----------------------------------------------------------------------
 
+
 def test_organizations_envelope_has_no_totals(client):
     body = client.get("/organizations").json()
     assert list(body) == LIST_KEYS + ["data"]
@@ -92,8 +126,15 @@ def test_organizations_envelope_has_no_totals(client):
     assert [o["name"] for o in body["data"]] == ["acme", "globex"]
     org = client.get("/organizations/acme").json()
     assert org["id"] == "org000000001" and org["created_at"].endswith(".000Z")
-    for key in ("billing_email", "plan", "sso", "features", "idp_managed_roles",
-                "invoice_budget_amount", "database_count"):
+    for key in (
+        "billing_email",
+        "plan",
+        "sso",
+        "features",
+        "idp_managed_roles",
+        "invoice_budget_amount",
+        "database_count",
+    ):
         assert key in org
 
 
@@ -120,8 +161,9 @@ def test_members_pages_with_totals_and_request_origin_urls(sim, client):
 
 
 def test_next_page_url_origin_override():
-    with PlanetScaleSimulator(small_state(), default_per_page=1,
-                              next_page_url_origin="https://evil.example") as server:
+    with PlanetScaleSimulator(
+        small_state(), default_per_page=1, next_page_url_origin="https://evil.example"
+    ) as server:
         body = httpx.get(f"{server.url}/v1/organizations", headers=AUTH).json()
         assert body["next_page_url"] == "https://evil.example/v1/organizations?page=2"
 
@@ -133,9 +175,21 @@ def test_membership_and_user_objects(client):
     assert membership["id"] != "user00000002" and len(membership["id"]) == 12
     assert client.get("/organizations/acme/members/user00000002").json()["id"] == membership["id"]
     user = membership["user"]
-    assert set(user) == {"id", "display_name", "name", "email", "avatar_url", "created_at",
-                         "updated_at", "two_factor_auth_configured", "default_organization",
-                         "sso", "managed", "directory_managed", "email_verified"}
+    assert set(user) == {
+        "id",
+        "display_name",
+        "name",
+        "email",
+        "avatar_url",
+        "created_at",
+        "updated_at",
+        "two_factor_auth_configured",
+        "default_organization",
+        "sso",
+        "managed",
+        "directory_managed",
+        "email_verified",
+    }
     assert user["two_factor_auth_configured"] is True and user["sso"] is None
     nameless = client.get("/organizations/acme/members/user00000009").json()["user"]
     assert nameless["name"] is None and nameless["display_name"] == "nameless@acme.example"
@@ -150,9 +204,20 @@ def test_teams_and_team_members(sim, client):
     teams = client.get("/organizations/acme/teams").json()
     assert teams["total_count"] == 2
     platform = teams["data"][0]
-    assert set(platform) == {"id", "display_name", "name", "slug", "description", "managed",
-                             "creator", "members", "databases", "analyst_databases",
-                             "created_at", "updated_at"}
+    assert set(platform) == {
+        "id",
+        "display_name",
+        "name",
+        "slug",
+        "description",
+        "managed",
+        "creator",
+        "members",
+        "databases",
+        "analyst_databases",
+        "created_at",
+        "updated_at",
+    }
     assert platform["slug"] == "platform" and platform["creator"]["id"] == "user00000000"
     assert [m["id"] for m in platform["members"]] == ["user00000001", "user00000002"]
     assert client.get("/organizations/acme/teams/data").json()["members"] == []
@@ -173,6 +238,7 @@ def test_teams_and_team_members(sim, client):
 
 # -- rate limit ----------------------------------------------------------------------------------
 
+
 def test_rate_limit_sliding_window_with_retry_after():
     clock = [1000.0]
     with PlanetScaleSimulator(small_state(), rate_limit_per_minute=3) as server:
@@ -186,8 +252,12 @@ def test_rate_limit_sliding_window_with_retry_after():
             limited = c.get("/organizations/nope")  # counted even though it would 404
             assert limited.status_code == 429
             assert limited.headers["Retry-After"] == "30"
-            assert limited.json() == {"code": "rate_limited", "message": (
-                "Too Many Requests. Reduce the frequency of requests and try again soon.")}
+            assert limited.json() == {
+                "code": "rate_limited",
+                "message": (
+                    "Too Many Requests. Reduce the frequency of requests and try again soon."
+                ),
+            }
             clock[0] = 1059.7
             assert c.get("/organizations").headers["Retry-After"] == "1"
             assert server.rate_limited_count == 2
@@ -199,9 +269,11 @@ def test_rate_limit_sliding_window_with_retry_after():
 
 # -- faults ------------------------------------------------------------------------------------
 
+
 def test_fault_on_one_page_with_default_body_and_retry_after(sim, client):
-    fault = sim.add_fault(path=r"/members$", page=2, status=429, times=2,
-                          headers={"Retry-After": "1"})
+    fault = sim.add_fault(
+        path=r"/members$", page=2, status=429, times=2, headers={"Retry-After": "1"}
+    )
     assert client.get("/organizations/acme/members").status_code == 200
     for _ in range(2):
         hit = client.get("/organizations/acme/members", params={"page": 2})
@@ -225,6 +297,7 @@ def test_fault_500_and_malformed_and_drop(sim, client):
 
 
 # -- world -------------------------------------------------------------------------------------
+
 
 def assert_planetscale_consistent(state: PlanetScaleState) -> None:
     names = [o.name for o in state.organizations.values()]
@@ -257,12 +330,24 @@ def test_evolver_stays_consistent_and_is_served_faithfully():
         log += changes
         assert_planetscale_consistent(state)
     text = "\n".join(log)
-    for kind in ("joined acme", "left acme", "role", "joined team", "left team", "created",
-                 "deleted", "renamed to", "changed email", "two-factor"):
+    for kind in (
+        "joined acme",
+        "left acme",
+        "role",
+        "joined team",
+        "left team",
+        "created",
+        "deleted",
+        "renamed to",
+        "changed email",
+        "two-factor",
+    ):
         assert kind in text, kind
 
-    with PlanetScaleSimulator(state, default_per_page=4) as server, httpx.Client(
-            base_url=server.url + "/v1", headers=AUTH, timeout=5) as c:
+    with (
+        PlanetScaleSimulator(state, default_per_page=4) as server,
+        httpx.Client(base_url=server.url + "/v1", headers=AUTH, timeout=5) as c,
+    ):
         for org in state.organizations.values():
             served, page = {}, 1
             while page:
@@ -271,6 +356,7 @@ def test_evolver_stays_consistent_and_is_served_faithfully():
                 page = body["next_page"]
             assert served == org.members
             for team in org.teams.values():
-                members = c.get(f"/organizations/{org.name}/teams/{team.slug}/members",
-                                params={"per_page": 100}).json()
+                members = c.get(
+                    f"/organizations/{org.name}/teams/{team.slug}/members", params={"per_page": 100}
+                ).json()
                 assert {m["user"]["id"] for m in members["data"]} == team.members

@@ -10,18 +10,22 @@ import http.client
 import json
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from daemon.simulate.scalr import (
-    ScalrServiceAccount, ScalrSimulator, ScalrState, ScalrTeam, ScalrUser,
+    ScalrServiceAccount,
+    ScalrSimulator,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
 )
 from daemon.simulate.world import ScalrEvolver, make_id, populate_scalr
 
 API = "/api/iacp/v3"
-NOW = datetime(2026, 9, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def small_state() -> ScalrState:
@@ -31,15 +35,19 @@ def small_state() -> ScalrState:
     for n in range(7):
         ident = f"user-{n:017d}"
         state.users[ident] = ScalrUser(
-            id=ident, email=f"u{n}@acme.example", full_name=f"User {n}",
+            id=ident,
+            email=f"u{n}@acme.example",
+            full_name=f"User {n}",
             status=("Active", "Inactive", "Pending")[n % 3],
             last_login_at="2026-08-01T10:00:00Z" if n % 3 == 0 else None,
             teams={"team-a"} if n < 3 else ({"team-b"} if n == 3 else set()),
         )
     state.service_accounts["sa-1"] = ScalrServiceAccount(
-        "sa-1", "ci-deployer", "ci-deployer@acme.scalr.io", "CI", "Active")
+        "sa-1", "ci-deployer", "ci-deployer@acme.scalr.io", "CI", "Active"
+    )
     state.service_accounts["sa-2"] = ScalrServiceAccount(
-        "sa-2", "legacy-bot", "legacy-bot@acme.scalr.io", None, "Inactive")
+        "sa-2", "legacy-bot", "legacy-bot@acme.scalr.io", None, "Inactive"
+    )
     return state
 
 
@@ -51,8 +59,9 @@ def sim():
 
 @pytest.fixture
 def client(sim):
-    with httpx.Client(base_url=sim.url + API, timeout=5,
-                      headers={"Authorization": "Bearer tok-123"}) as c:
+    with httpx.Client(
+        base_url=sim.url + API, timeout=5, headers={"Authorization": "Bearer tok-123"}
+    ) as c:
         yield c
 
 
@@ -63,14 +72,19 @@ def account_users(client, **params):
 
 # -- authentication and routing --------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "bearer tok-123", "tok-123",
-                                    "Bearer  tok-123"])
+
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong", "bearer tok-123", "tok-123", "Bearer  tok-123"]
+)
 def test_refuses_anything_but_the_exact_bearer_token(sim, header):
     headers = {"Authorization": header} if header else {}
     response = httpx.get(f"{sim.url}{API}/users", headers=headers)
     assert response.status_code == 401
-    assert response.json() == {"errors": [{"status": "401", "title": "Unauthorized",
-                                           "detail": "Invalid authentication token."}]}
+    assert response.json() == {
+        "errors": [
+            {"status": "401", "title": "Unauthorized", "detail": "Invalid authentication token."}
+        ]
+    }
     assert response.headers["content-type"] == "application/vnd.api+json"
 
 
@@ -83,21 +97,31 @@ def test_unknown_path_and_method_use_jsonapi_errors(client):
     assert post.json()["errors"][0]["title"] == "Method Not Allowed"
 
 
-@pytest.mark.parametrize("path, kind, ident", [
-    ("/users/user-nope", "User", "user-nope"),
-    ("/teams/team-nope", "Team", "team-nope"),
-    ("/accounts/acc-nope", "Account", "acc-nope"),
-    ("/service-accounts/sa-nope", "ServiceAccount", "sa-nope"),
-])
+@pytest.mark.parametrize(
+    "path, kind, ident",
+    [
+        ("/users/user-nope", "User", "user-nope"),
+        ("/teams/team-nope", "Team", "team-nope"),
+        ("/accounts/acc-nope", "Account", "acc-nope"),
+        ("/service-accounts/sa-nope", "ServiceAccount", "sa-nope"),
+    ],
+)
 def test_single_resource_not_found_body(client, path, kind, ident):
     response = client.get(path)
     assert response.status_code == 404
-    assert response.json() == {"errors": [{
-        "status": "404", "title": "Not Found",
-        "detail": f"{kind} with ID '{ident}' not found or user unauthorized"}]}
+    assert response.json() == {
+        "errors": [
+            {
+                "status": "404",
+                "title": "Not Found",
+                "detail": f"{kind} with ID '{ident}' not found or user unauthorized",
+            }
+        ]
+    }
 
 
-# -- listings ----------------------------------------------------------------------------------------
+# -- listings --------------------------------------------------------------------------------
+
 
 def test_pagination_meta_across_pages(client):
     seen, metas = [], []
@@ -106,8 +130,14 @@ def test_pagination_meta_across_pages(client):
         metas.append(body["meta"]["pagination"])
         seen += [item["relationships"]["user"]["data"]["id"] for item in body["data"]]
         assert "self" in body["links"]
-    assert metas[0] == {"current-page": 1, "page-size": 3, "prev-page": None, "next-page": 2,
-                        "total-pages": 3, "total-count": 7}
+    assert metas[0] == {
+        "current-page": 1,
+        "page-size": 3,
+        "prev-page": None,
+        "next-page": 2,
+        "total-pages": 3,
+        "total-count": 7,
+    }
     assert metas[1]["prev-page"] == 1 and metas[1]["next-page"] == 3
     assert metas[2]["next-page"] is None and metas[2]["current-page"] == 3
     assert sorted(seen) == sorted(f"user-{n:017d}" for n in range(7))
@@ -135,12 +165,14 @@ def test_bracket_params_arrive_the_same_raw_or_percent_encoded(sim):
         return document
 
     raw = fetch(f"{API}/account-users?filter[account]=acc-testacct0000001&page[size]=2")
-    encoded = fetch(f"{API}/account-users?filter%5Baccount%5D=acc-testacct0000001"
-                    "&page%5Bsize%5D=2")
+    encoded = fetch(f"{API}/account-users?filter%5Baccount%5D=acc-testacct0000001&page%5Bsize%5D=2")
     assert raw["data"] == encoded["data"] and len(raw["data"]) == 2
     assert raw["meta"]["pagination"]["total-count"] == 7
-    assert sim.requests[0].query == sim.requests[1].query == {
-        "filter[account]": ["acc-testacct0000001"], "page[size]": ["2"]}
+    assert (
+        sim.requests[0].query
+        == sim.requests[1].query
+        == {"filter[account]": ["acc-testacct0000001"], "page[size]": ["2"]}
+    )
 
 
 def test_account_users_need_an_account_or_user_filter(client):
@@ -149,7 +181,8 @@ def test_account_users_need_an_account_or_user_filter(client):
     assert "filter[account]" in response.json()["errors"][0]["detail"]
     by_user = client.get("/account-users", params={"filter[user]": "user-00000000000000003"})
     assert [d["relationships"]["user"]["data"]["id"] for d in by_user.json()["data"]] == [
-        "user-00000000000000003"]
+        "user-00000000000000003"
+    ]
     other = account_users(client, **{"filter[account]": "acc-other"})
     assert other.status_code == 200 and other.json()["data"] == []
 
@@ -157,24 +190,33 @@ def test_account_users_need_an_account_or_user_filter(client):
 def test_account_user_shape_and_include(client):
     plain = account_users(client, **{"page[size]": 100}).json()
     assert "included" not in plain
-    item = next(d for d in plain["data"]
-                if d["relationships"]["user"]["data"]["id"] == "user-00000000000000000")
+    item = next(
+        d
+        for d in plain["data"]
+        if d["relationships"]["user"]["data"]["id"] == "user-00000000000000000"
+    )
     assert item["type"] == "account-users"
     assert item["attributes"] == {"status": "Active", "last-login-at": "2026-08-01T10:00:00Z"}
-    assert item["relationships"]["account"]["data"] == {"type": "accounts",
-                                                       "id": "acc-testacct0000001"}
+    assert item["relationships"]["account"]["data"] == {
+        "type": "accounts",
+        "id": "acc-testacct0000001",
+    }
     assert item["relationships"]["teams"]["data"] == [{"type": "teams", "id": "team-a"}]
 
     with_users = account_users(client, include="user", **{"page[size]": 100}).json()
     assert {i["type"] for i in with_users["included"]} == {"users"}
     user = next(i for i in with_users["included"] if i["id"] == "user-00000000000000001")
     assert user["attributes"] == {
-        "email": "u1@acme.example", "username": "u1@acme.example", "full-name": "User 1",
-        "status": "Inactive", "created-at": "2024-01-01T00:00:00Z", "last-login-at": None}
+        "email": "u1@acme.example",
+        "username": "u1@acme.example",
+        "full-name": "User 1",
+        "status": "Inactive",
+        "created-at": "2024-01-01T00:00:00Z",
+        "last-login-at": None,
+    }
     assert set(user["relationships"]) == {"identity-providers", "teams"}
 
-    everything = account_users(client, include="user,teams,account",
-                               **{"page[size]": 100}).json()
+    everything = account_users(client, include="user,teams,account", **{"page[size]": 100}).json()
     kinds = [i["type"] for i in everything["included"]]
     assert kinds.count("accounts") == 1 and kinds.count("users") == 7
     teams = {i["id"]: i for i in everything["included"] if i["type"] == "teams"}
@@ -192,10 +234,13 @@ def test_users_service_accounts_teams_and_accounts(client):
     single = client.get("/users/user-00000000000000003").json()["data"]
     assert single["relationships"]["teams"]["data"] == [{"type": "teams", "id": "team-b"}]
 
-    sas = client.get("/service-accounts",
-                     params={"filter[account]": "acc-testacct0000001"}).json()["data"]
-    assert [(s["id"], s["attributes"]["status"]) for s in sas] == [("sa-1", "Active"),
-                                                                    ("sa-2", "Inactive")]
+    sas = client.get("/service-accounts", params={"filter[account]": "acc-testacct0000001"}).json()[
+        "data"
+    ]
+    assert [(s["id"], s["attributes"]["status"]) for s in sas] == [
+        ("sa-1", "Active"),
+        ("sa-2", "Inactive"),
+    ]
     assert sas[1]["attributes"]["description"] is None
     assert "last-login-at" not in sas[0]["attributes"]
 
@@ -203,7 +248,8 @@ def test_users_service_accounts_teams_and_accounts(client):
     team_a = teams["data"][0]
     assert team_a["id"] == "team-a" and team_a["type"] == "teams"
     assert [u["id"] for u in team_a["relationships"]["users"]["data"]] == [
-        f"user-{n:017d}" for n in range(3)]
+        f"user-{n:017d}" for n in range(3)
+    ]
     assert client.get("/teams/team-b").json()["data"]["attributes"]["name"] == "Security"
 
     accounts = client.get("/accounts", params={"filter[name]": "acme"}).json()
@@ -217,8 +263,9 @@ def test_state_changes_are_visible_immediately(sim, client):
     with sim.state.lock:
         sim.state.users["user-00000000000000000"].status = "Inactive"
         del sim.state.teams["team-a"]
-    body = client.get("/account-users", params={
-        "filter[user]": "user-00000000000000000", "include": "teams"}).json()
+    body = client.get(
+        "/account-users", params={"filter[user]": "user-00000000000000000", "include": "teams"}
+    ).json()
     assert body["data"][0]["attributes"]["status"] == "Inactive"
     assert body["data"][0]["relationships"]["teams"]["data"] == []  # no dangling team ids
     assert body["included"] == []
@@ -226,14 +273,23 @@ def test_state_changes_are_visible_immediately(sim, client):
 
 # -- faults and journal --------------------------------------------------------------------------
 
+
 def test_fault_matches_path_page_and_times_with_headers(sim, client):
-    fault = sim.add_fault(path=r"/account-users$", page=2, status=503, times=1,
-                          headers={"Retry-After": "1"})
+    fault = sim.add_fault(
+        path=r"/account-users$", page=2, status=503, times=1, headers={"Retry-After": "1"}
+    )
     assert account_users(client, **{"page[number]": 1}).status_code == 200
     hit = account_users(client, **{"page[number]": 2})
     assert hit.status_code == 503 and hit.headers["Retry-After"] == "1"
-    assert hit.json() == {"errors": [{"status": "503", "title": "Service Unavailable",
-                                      "detail": hit.json()["errors"][0]["detail"]}]}
+    assert hit.json() == {
+        "errors": [
+            {
+                "status": "503",
+                "title": "Service Unavailable",
+                "detail": hit.json()["errors"][0]["detail"],
+            }
+        ]
+    }
     assert account_users(client, **{"page[number]": 2}).status_code == 200
     assert fault.times == 0 and fault.hits == 1
     assert client.get("/users", params={"page[number]": 2}).status_code == 200
@@ -283,13 +339,15 @@ def test_requests_are_recorded_and_clearable(sim, client):
     recorded = sim.requests[-1]
     assert recorded.method == "GET" and recorded.path == f"{API}/account-users"
     assert recorded.query["include"] == ["user"]
-    assert recorded.headers["authorization"] == recorded.headers["Authorization"] == \
-        "Bearer tok-123"
+    assert (
+        recorded.headers["authorization"] == recorded.headers["Authorization"] == "Bearer tok-123"
+    )
     sim.clear_requests()
     assert sim.requests == []
 
 
 # -- world ---------------------------------------------------------------------------------------
+
 
 def test_make_id_shapes():
     rng = random.Random(3)
@@ -329,9 +387,21 @@ def test_evolver_stays_consistent_and_is_reproducible():
     state, evolver, log = evolve(seed=7, steps=200)
     assert evolve(seed=7, steps=200)[2] == log
     text = "\n".join(log)
-    for kind in ("joined", "left the account", "came back", "disabled", "re-enabled",
-                 "signed in", "renamed", "changed email", "moved from team", "left team",
-                 "service account", "created", "deleted"):
+    for kind in (
+        "joined",
+        "left the account",
+        "came back",
+        "disabled",
+        "re-enabled",
+        "signed in",
+        "renamed",
+        "changed email",
+        "moved from team",
+        "left team",
+        "service account",
+        "created",
+        "deleted",
+    ):
         assert kind in text, kind
     assert set(evolver.departed).isdisjoint(state.users)
     stamps = {u.last_login_at for u in state.users.values() if u.last_login_at}
@@ -340,15 +410,23 @@ def test_evolver_stays_consistent_and_is_reproducible():
 
 def test_evolved_state_is_served_faithfully():
     state, _, _ = evolve(seed=11, steps=60)
-    with ScalrSimulator(state, default_page_size=7) as server, httpx.Client(
-            base_url=server.url + API, timeout=5,
-            headers={"Authorization": f"Bearer {state.token}"}) as c:
+    with (
+        ScalrSimulator(state, default_page_size=7) as server,
+        httpx.Client(
+            base_url=server.url + API, timeout=5, headers={"Authorization": f"Bearer {state.token}"}
+        ) as c,
+    ):
         seen: dict[str, dict] = {}
         page = 1
         while page:
-            body = c.get("/account-users", params={
-                "filter[account]": state.account_id, "include": "user,teams",
-                "page[number]": page}).json()
+            body = c.get(
+                "/account-users",
+                params={
+                    "filter[account]": state.account_id,
+                    "include": "user,teams",
+                    "page[number]": page,
+                },
+            ).json()
             included = {(i["type"], i["id"]) for i in body["included"]}
             for item in body["data"]:
                 user_id = item["relationships"]["user"]["data"]["id"]

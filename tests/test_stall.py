@@ -16,13 +16,13 @@ def _world(state, teams=12):
     state.users["u1"] = PSUser(id="u1", email="u1@example.com", name="User One")
     org = PSOrganization(id="org1", name="acme", members={"u1": "admin"})
     for n in range(teams):
-        org.teams[f"t{n}"] = PSTeam(id=f"t{n}", name=f"Team {n}", slug=f"team-{n}",
-                                    members={"u1"})
+        org.teams[f"t{n}"] = PSTeam(id=f"t{n}", name=f"Team {n}", slug=f"team-{n}", members={"u1"})
     state.organizations["org1"] = org
 
 
 def test_provider_that_stops_answering_mid_run_fails_within_the_stall_limit(
-        planetscale_sim, db_path):
+    planetscale_sim, db_path
+):
     _world(planetscale_sim.state)
     settings = settings_for(db_path, planetscale=planetscale_sim)
     assert sync_provider(settings, "planetscale", policy=FAST_POLICY).status == "succeeded"
@@ -38,7 +38,7 @@ def test_provider_that_stops_answering_mid_run_fails_within_the_stall_limit(
     assert outcome.status == "failed"
     assert "PlanetScale" in outcome.error and "did not answer" in outcome.error
     assert elapsed < FAST_POLICY.stall_limit + FAST_POLICY.read_timeout + 2
-    assert snapshot_tables(db_path) == before   # not even the role change was applied
+    assert snapshot_tables(db_path) == before  # not even the role change was applied
     assert query(db_path, "SELECT status FROM sync_runs ORDER BY id")[-1]["status"] == "failed"
 
 

@@ -22,8 +22,15 @@ from daemon import errors
 from daemon.config import PlanetScaleSettings
 from daemon.http import HttpPolicy, ProviderHTTP, RateLimiter
 from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
-from store.model import (Membership, MembershipScope, Organization, ScopeFailure, Snapshot, Team,
-                         User)
+from store.model import (
+    Membership,
+    MembershipScope,
+    Organization,
+    ScopeFailure,
+    Snapshot,
+    Team,
+    User,
+)
 
 PROVIDER = "planetscale"
 API = "/v1"
@@ -33,15 +40,21 @@ TEAM_MEMBER_WORKERS = 4
 Progress = Callable[[str], None]
 
 
-def make_http(settings: PlanetScaleSettings, policy: HttpPolicy | None = None,
-              stop: threading.Event | None = None) -> ProviderHTTP:
+def make_http(
+    settings: PlanetScaleSettings,
+    policy: HttpPolicy | None = None,
+    stop: threading.Event | None = None,
+) -> ProviderHTTP:
     return ProviderHTTP(
-        PROVIDER, settings.origin,
-        {"Authorization": f"{settings.token_id}:{settings.token.reveal()}",
-         "Accept": "application/json"},
+        PROVIDER,
+        settings.origin,
+        {
+            "Authorization": f"{settings.token_id}:{settings.token.reveal()}",
+            "Accept": "application/json",
+        },
         describe_error=describe_error,
         credential_hint="check PLANETSCALE_SERVICE_TOKEN: the PlanetScale service token was "
-                        "refused",
+        "refused",
         secrets=(settings.token.reveal(),),
         policy=policy,
         stop=stop,
@@ -56,6 +69,7 @@ def describe_error(response) -> str | None:
 
 # -- fetch: raw JSON objects -------------------------------------------------------------------
 
+
 def _read_page(document: dict, path: str) -> Page:
     return Page(
         items=expect_list(document, "data", PROVIDER, path),
@@ -66,8 +80,9 @@ def _read_page(document: dict, path: str) -> Page:
 
 
 def _all_items(http: ProviderHTTP, path: str, key: Callable[[dict], str]) -> Iterator[dict]:
-    for page in iterate_pages(http, path, {"per_page": PER_PAGE}, page_param="page",
-                              read_page=_read_page, key=key):
+    for page in iterate_pages(
+        http, path, {"per_page": PER_PAGE}, page_param="page", read_page=_read_page, key=key
+    ):
         yield from page.items
 
 
@@ -97,12 +112,14 @@ def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Ite
 
 # -- normalise ---------------------------------------------------------------------------------
 
+
 def user_from_member(item: dict, path: str) -> User:
     user = item["user"]
     two_factor = user.get("two_factor_auth_configured")
     if two_factor is not None and not isinstance(two_factor, bool):
-        raise errors.BadResponse(PROVIDER, "sent a non-boolean 'two_factor_auth_configured'",
-                                 path=path)
+        raise errors.BadResponse(
+            PROVIDER, "sent a non-boolean 'two_factor_auth_configured'", path=path
+        )
     return User(
         id=_user_id(item, path),
         email=text(user, "email", PROVIDER, path),
@@ -123,10 +140,13 @@ def organization_from_item(item: dict) -> Organization:
 
 def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
     path = f"{_org_path(org_name)}/teams"
-    return Team(id=_id(item, path), organization_id=organization_id,
-                name=text(item, "name", PROVIDER, path),
-                slug=text(item, "slug", PROVIDER, path, required=True),
-                description=text(item, "description", PROVIDER, path))
+    return Team(
+        id=_id(item, path),
+        organization_id=organization_id,
+        name=text(item, "name", PROVIDER, path),
+        slug=text(item, "slug", PROVIDER, path, required=True),
+        description=text(item, "description", PROVIDER, path),
+    )
 
 
 def _role(item: dict, org_name: str) -> str:
@@ -137,8 +157,9 @@ def _role(item: dict, org_name: str) -> str:
     """
     role = item.get("role")
     if not isinstance(role, str) or not role:
-        raise errors.BadResponse(PROVIDER, "listed a member without a role",
-                                 path=f"{_org_path(org_name)}/members")
+        raise errors.BadResponse(
+            PROVIDER, "listed a member without a role", path=f"{_org_path(org_name)}/members"
+        )
     return role
 
 
@@ -155,8 +176,10 @@ def _id(item: dict, path: str) -> str:
 
 # -- assemble ----------------------------------------------------------------------------------
 
-def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
-                   progress: Progress = lambda _: None) -> Snapshot:
+
+def fetch_snapshot(
+    http: ProviderHTTP, settings: PlanetScaleSettings, progress: Progress = lambda _: None
+) -> Snapshot:
     snapshot = Snapshot(provider=PROVIDER)
     snapshot.organizations = [organization_from_item(item) for item in fetch_organizations(http)]
     users: dict[str, User] = {}
@@ -167,8 +190,10 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
         members: list = []
         try:
             path = f"{_org_path(org.name)}/members"
-            members = [(user_from_member(item, path), _role(item, org.name))
-                       for item in fetch_members(http, org.name)]
+            members = [
+                (user_from_member(item, path), _role(item, org.name))
+                for item in fetch_members(http, org.name)
+            ]
         except errors.ProviderError as exc:
             snapshot.failures.append(ScopeFailure(f"organization {org.name} members", str(exc)))
         else:
@@ -177,8 +202,7 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
                 memberships.append(Membership("organization", org.id, user.id, role))
             snapshot.membership_scopes.append(MembershipScope("organization", org.id))
         try:
-            teams = [team_from_item(item, org.name, org.id)
-                     for item in fetch_teams(http, org.name)]
+            teams = [team_from_item(item, org.name, org.id) for item in fetch_teams(http, org.name)]
         except errors.ProviderError as exc:
             snapshot.failures.append(ScopeFailure(f"organization {org.name} teams", str(exc)))
             continue
@@ -190,8 +214,9 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
     def read_team(job: tuple[Organization, Team]) -> list[User]:
         org, team = job
         path = f"{_org_path(org.name)}/teams/{team.slug}/members"
-        return [user_from_member(item, path)
-                for item in fetch_team_members(http, org.name, team.slug)]
+        return [
+            user_from_member(item, path) for item in fetch_team_members(http, org.name, team.slug)
+        ]
 
     with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
         futures = [(job, pool.submit(read_team, job)) for job in team_jobs]
@@ -199,15 +224,18 @@ def fetch_snapshot(http: ProviderHTTP, settings: PlanetScaleSettings,
             try:
                 team_users = future.result()
             except errors.ProviderError as exc:
-                snapshot.failures.append(ScopeFailure(
-                    f"organization {org.name} team {team.slug or team.id} members", str(exc)))
+                snapshot.failures.append(
+                    ScopeFailure(
+                        f"organization {org.name} team {team.slug or team.id} members", str(exc)
+                    )
+                )
                 continue
             for user in team_users:
                 users.setdefault(user.id, user)
                 memberships.append(Membership("team", team.id, user.id, "member"))
             snapshot.membership_scopes.append(MembershipScope("team", team.id))
 
-    http.raise_if_interrupted()   # provider-wide, not one scope's failure
+    http.raise_if_interrupted()  # provider-wide, not one scope's failure
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     return snapshot

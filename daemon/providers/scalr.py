@@ -21,8 +21,15 @@ from daemon import errors
 from daemon.config import ScalrSettings
 from daemon.http import HttpPolicy, ProviderHTTP
 from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
-from store.model import (Membership, MembershipScope, Organization, ScopeFailure, Snapshot, Team,
-                         User)
+from store.model import (
+    Membership,
+    MembershipScope,
+    Organization,
+    ScopeFailure,
+    Snapshot,
+    Team,
+    User,
+)
 
 PROVIDER = "scalr"
 API = "/api/iacp/v3"
@@ -32,12 +39,16 @@ STATUS_MAP = {"Active": "enabled", "Pending": "enabled", "Inactive": "disabled"}
 Progress = Callable[[str], None]
 
 
-def make_http(settings: ScalrSettings, policy: HttpPolicy | None = None,
-              stop: threading.Event | None = None) -> ProviderHTTP:
+def make_http(
+    settings: ScalrSettings, policy: HttpPolicy | None = None, stop: threading.Event | None = None
+) -> ProviderHTTP:
     return ProviderHTTP(
-        PROVIDER, settings.origin,
-        {"Authorization": f"Bearer {settings.token.reveal()}",
-         "Accept": "application/vnd.api+json"},
+        PROVIDER,
+        settings.origin,
+        {
+            "Authorization": f"Bearer {settings.token.reveal()}",
+            "Accept": "application/vnd.api+json",
+        },
         describe_error=describe_error,
         credential_hint="check SCALR_API_TOKEN: the Scalr token was refused",
         secrets=(settings.token.reveal(),),
@@ -55,6 +66,7 @@ def describe_error(response) -> str | None:
 
 # -- fetch: raw JSON:API resources -------------------------------------------------------------
 
+
 def _read_page(document: dict, path: str) -> Page:
     items = expect_list(document, "data", PROVIDER, path)
     meta = document.get("meta")
@@ -69,10 +81,17 @@ def _read_page(document: dict, path: str) -> Page:
     )
 
 
-def _pages(http: ProviderHTTP, resource: str, params: dict,
-           key: Callable[[dict], str]) -> Iterator[Page]:
-    return iterate_pages(http, f"{API}/{resource}", {**params, "page[size]": PAGE_SIZE},
-                         page_param="page[number]", read_page=_read_page, key=key)
+def _pages(
+    http: ProviderHTTP, resource: str, params: dict, key: Callable[[dict], str]
+) -> Iterator[Page]:
+    return iterate_pages(
+        http,
+        f"{API}/{resource}",
+        {**params, "page[size]": PAGE_SIZE},
+        page_param="page[number]",
+        read_page=_read_page,
+        key=key,
+    )
 
 
 def fetch_account(http: ProviderHTTP, account_name: str | None) -> dict:
@@ -89,16 +108,22 @@ def fetch_account(http: ProviderHTTP, account_name: str | None) -> dict:
             return found[0]
         if found:
             raise errors.ProviderError(
-                PROVIDER, f"{len(found)} accounts are named '{account_name}'", path=path,
-                hint="check SCALR_ACCOUNT")
+                PROVIDER,
+                f"{len(found)} accounts are named '{account_name}'",
+                path=path,
+                hint="check SCALR_ACCOUNT",
+            )
     document = http.get_json(path, {"page[size]": PAGE_SIZE})
     visible = expect_list(document, "data", PROVIDER, path)
     if len(visible) == 1 and _read_page(document, path).next_page is None:
         return visible[0]
     wanted = f"an account named '{account_name}'" if account_name else "exactly one account"
     raise errors.ProviderError(
-        PROVIDER, f"the token does not see {wanted}", path=path,
-        hint="check SCALR_ACCOUNT and that the token belongs to that account")
+        PROVIDER,
+        f"the token does not see {wanted}",
+        path=path,
+        hint="check SCALR_ACCOUNT and that the token belongs to that account",
+    )
 
 
 def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[dict, dict]]:
@@ -108,19 +133,23 @@ def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[d
     def user_id(item: dict) -> str:
         ident = _relation_id(item, "user")
         if ident is None:
-            raise errors.BadResponse(PROVIDER, "listed an account user without its user",
-                                     path=path)
+            raise errors.BadResponse(PROVIDER, "listed an account user without its user", path=path)
         return ident
 
-    for page in _pages(http, "account-users",
-                       {"filter[account]": account_id, "include": "user,teams"}, user_id):
-        included = {(item.get("type"), item.get("id")): item
-                    for item in page.document.get("included") or [] if isinstance(item, dict)}
+    for page in _pages(
+        http, "account-users", {"filter[account]": account_id, "include": "user,teams"}, user_id
+    ):
+        included = {
+            (item.get("type"), item.get("id")): item
+            for item in page.document.get("included") or []
+            if isinstance(item, dict)
+        }
         for item in page.items:
             user = included.get(("users", user_id(item)))
             if user is None:
-                raise errors.BadResponse(PROVIDER, "listed an account user without its included "
-                                         "user", path=path)
+                raise errors.BadResponse(
+                    PROVIDER, "listed an account user without its included user", path=path
+                )
             yield item, user
 
 
@@ -139,6 +168,7 @@ def _all_items(http: ProviderHTTP, resource: str, params: dict) -> Iterator[dict
 
 
 # -- normalise: JSON:API resources → snapshot objects ------------------------------------------
+
 
 def user_from_account_user(account_user: dict, user: dict) -> User:
     path = f"{API}/account-users"
@@ -178,9 +208,13 @@ def user_from_service_account(item: dict) -> User:
 def team_from_item(item: dict, account_id: str) -> Team:
     path = f"{API}/teams"
     attributes = _attributes(item)
-    return Team(id=_id(item, path), organization_id=account_id,
-                name=text(attributes, "name", PROVIDER, path), slug=None,
-                description=text(attributes, "description", PROVIDER, path))
+    return Team(
+        id=_id(item, path),
+        organization_id=account_id,
+        name=text(attributes, "name", PROVIDER, path),
+        slug=None,
+        description=text(attributes, "description", PROVIDER, path),
+    )
 
 
 def _status(provider_status: str | None) -> str:
@@ -206,8 +240,11 @@ def _relation_id(item: dict, name: str) -> str | None:
 
 def _relation_ids(item: dict, name: str) -> list[str]:
     data = ((item.get("relationships") or {}).get(name) or {}).get("data")
-    return [ref["id"] for ref in data or []
-            if isinstance(ref, dict) and isinstance(ref.get("id"), str) and ref["id"]]
+    return [
+        ref["id"]
+        for ref in data or []
+        if isinstance(ref, dict) and isinstance(ref.get("id"), str) and ref["id"]
+    ]
 
 
 def _id(item: dict, path: str) -> str:
@@ -216,13 +253,16 @@ def _id(item: dict, path: str) -> str:
 
 # -- assemble ----------------------------------------------------------------------------------
 
-def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
-                   progress: Progress = lambda _: None) -> Snapshot:
+
+def fetch_snapshot(
+    http: ProviderHTTP, settings: ScalrSettings, progress: Progress = lambda _: None
+) -> Snapshot:
     account = fetch_account(http, settings.account)
     account_id = _id(account, f"{API}/accounts")
     organization = Organization(
         id=account_id,
-        name=text(_attributes(account), "name", PROVIDER, f"{API}/accounts") or settings.account)
+        name=text(_attributes(account), "name", PROVIDER, f"{API}/accounts") or settings.account,
+    )
     snapshot = Snapshot(provider=PROVIDER, organizations=[organization])
     users: dict[str, User] = {}
     memberships: list[Membership] = []
@@ -231,14 +271,17 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
         normalised = user_from_account_user(account_user, user)
         users[normalised.id] = normalised
         memberships.append(Membership("organization", account_id, normalised.id, "member"))
-        memberships.extend(Membership("team", team_id, normalised.id, "member")
-                           for team_id in _relation_ids(account_user, "teams"))
+        memberships.extend(
+            Membership("team", team_id, normalised.id, "member")
+            for team_id in _relation_ids(account_user, "teams")
+        )
         if count % 100 == 0:
             progress(f"scalr: {count} account users read")
 
     try:
-        service_accounts = [user_from_service_account(item)
-                            for item in fetch_service_accounts(http, account_id)]
+        service_accounts = [
+            user_from_service_account(item) for item in fetch_service_accounts(http, account_id)
+        ]
     except errors.ProviderError as exc:
         service_accounts = None
         snapshot.failures.append(ScopeFailure("service accounts", str(exc)))
@@ -247,17 +290,20 @@ def fetch_snapshot(http: ProviderHTTP, settings: ScalrSettings,
         memberships.append(Membership("organization", account_id, service_account.id, "member"))
 
     try:
-        snapshot.teams = [team_from_item(item, account_id) for item in fetch_teams(http, account_id)]
+        snapshot.teams = [
+            team_from_item(item, account_id) for item in fetch_teams(http, account_id)
+        ]
         snapshot.team_scopes = {account_id}
     except errors.ProviderError as exc:
         snapshot.failures.append(ScopeFailure("teams", str(exc)))
 
-    http.raise_if_interrupted()   # provider-wide, not one scope's failure
+    http.raise_if_interrupted()  # provider-wide, not one scope's failure
     snapshot.users = list(users.values())
     snapshot.memberships = memberships
     snapshot.membership_scopes = [
-        MembershipScope("organization", account_id,
-                        None if service_accounts is not None else "human"),
+        MembershipScope(
+            "organization", account_id, None if service_accounts is not None else "human"
+        ),
         MembershipScope("team"),
     ]
     return snapshot

@@ -5,15 +5,33 @@ and ``world`` the evolving fake organisations that feed them.
 """
 
 from daemon.simulate.planetscale import (
-    PlanetScaleSimulator, PlanetScaleState, PSOrganization, PSTeam, PSUser,
+    PlanetScaleSimulator,
+    PlanetScaleState,
+    PSOrganization,
+    PSTeam,
+    PSUser,
 )
 from daemon.simulate.scalr import (
-    ScalrServiceAccount, ScalrSimulator, ScalrState, ScalrTeam, ScalrUser,
+    ScalrServiceAccount,
+    ScalrSimulator,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
 )
 from daemon.simulate.server import Fault, RecordedRequest, SimServer
 
 __all__ = [
-    "Fault", "PSOrganization", "PSTeam", "PSUser", "PlanetScaleSimulator", "PlanetScaleState",
-    "RecordedRequest", "ScalrServiceAccount", "ScalrSimulator", "ScalrState", "ScalrTeam",
-    "ScalrUser", "SimServer",
+    "Fault",
+    "PSOrganization",
+    "PSTeam",
+    "PSUser",
+    "PlanetScaleSimulator",
+    "PlanetScaleState",
+    "RecordedRequest",
+    "ScalrServiceAccount",
+    "ScalrSimulator",
+    "ScalrState",
+    "ScalrTeam",
+    "ScalrUser",
+    "SimServer",
 ]

@@ -16,12 +16,19 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from daemon.simulate.server import (
-    BadParameter, Reply, SimRequest, SimServer, page_slice, parse_int, reason,
+    BadParameter,
+    Reply,
+    SimRequest,
+    SimServer,
+    page_slice,
+    parse_int,
+    reason,
 )
 
 API_PREFIX = "/v1"
@@ -45,7 +52,7 @@ _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 def format_ps_time(moment: datetime) -> str:
     """PlanetScale's timestamp form, ``YYYY-MM-DDTHH:MM:SS.000Z`` in UTC (naive counts as UTC)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
@@ -99,7 +106,7 @@ class PSOrganization:
 
 @dataclass
 class PlanetScaleState:
-    """Everything the simulated service knows; hold ``lock`` while mutating it under a live server."""
+    """Everything the simulated service knows; hold ``lock`` to mutate it under a live server."""
 
     token_id: str = "s1mt0k3n1d0a"
     token_secret: str = "pscale_tkn_SimulatedSecret0123456789abcdefghijklmnopq"
@@ -113,8 +120,13 @@ class PlanetScaleSimulator(SimServer):
 
     json_content_type = "application/json; charset=utf-8"
 
-    def __init__(self, state: PlanetScaleState | None = None, default_per_page: int = 25,
-                 rate_limit_per_minute: int | None = None, next_page_url_origin: str | None = None):
+    def __init__(
+        self,
+        state: PlanetScaleState | None = None,
+        default_per_page: int = 25,
+        rate_limit_per_minute: int | None = None,
+        next_page_url_origin: str | None = None,
+    ):
         super().__init__()
         self.state = state if state is not None else PlanetScaleState()
         self.default_per_page = default_per_page
@@ -139,8 +151,9 @@ class PlanetScaleSimulator(SimServer):
         expected = f"{self.state.token_id}:{self.state.token_secret}"
         return request.headers.get("Authorization") == expected
 
-    def error_reply(self, status: int, detail: str | None = None,
-                    parameter: str | None = None) -> Reply:
+    def error_reply(
+        self, status: int, detail: str | None = None, parameter: str | None = None
+    ) -> Reply:
         code, message = _ERROR_CODES.get(status, (None, reason(status)))
         if code is None:
             code = reason(status).lower().replace(" ", "_").replace("-", "_")
@@ -203,14 +216,18 @@ class PlanetScaleSimulator(SimServer):
         """The ``{id, display_name, avatar_url}`` actor: the given user, else an org admin."""
         user = self.state.users.get(user_id) if user_id else None
         if user is None:
-            admins = sorted(u for u, role in org.members.items()
-                            if role == "admin" and u in self.state.users)
+            admins = sorted(
+                u for u, role in org.members.items() if role == "admin" and u in self.state.users
+            )
             user = self.state.users[admins[0]] if admins else None
         if user is None:
             ident = derived_id("actor", org.id)
             return {"id": ident, "display_name": "PlanetScale", "avatar_url": self._avatar(ident)}
-        return {"id": user.id, "display_name": user.display_name or user.name or user.email,
-                "avatar_url": self._avatar(user.id)}
+        return {
+            "id": user.id,
+            "display_name": user.display_name or user.name or user.email,
+            "avatar_url": self._avatar(user.id),
+        }
 
     def _organization_object(self, org: PSOrganization) -> dict[str, Any]:
         return {
@@ -260,16 +277,18 @@ class PlanetScaleSimulator(SimServer):
             "description": team.description,
             "managed": False,
             "creator": self._actor_object(team.creator_id, org),
-            "members": [self._user_object(self.state.users[u])
-                        for u in self._team_member_ids(org, team)],
+            "members": [
+                self._user_object(self.state.users[u]) for u in self._team_member_ids(org, team)
+            ],
             "databases": [],
             "analyst_databases": [],
             "created_at": team.created_at,
             "updated_at": team.updated_at or team.created_at,
         }
 
-    def _team_membership_object(self, org: PSOrganization, team: PSTeam,
-                                user_id: str) -> dict[str, Any]:
+    def _team_membership_object(
+        self, org: PSOrganization, team: PSTeam, user_id: str
+    ) -> dict[str, Any]:
         since = team.joined_at.get(user_id, team.created_at)
         return {
             "id": derived_id("team-membership", team.id, user_id),
@@ -282,12 +301,14 @@ class PlanetScaleSimulator(SimServer):
 
     # -- documents -----------------------------------------------------------------------------
 
-    def _list_document(self, request: SimRequest, objects: list, with_totals: bool,
-                       build=None) -> Reply:
+    def _list_document(
+        self, request: SimRequest, objects: list, with_totals: bool, build=None
+    ) -> Reply:
         """Paginate ordered records; ``build`` renders only the page asked for."""
         page = parse_int(request.param("page"), 1, "page", bad_status=400)
-        per_page = parse_int(request.param("per_page"), self.default_per_page, "per_page",
-                             bad_status=400)
+        per_page = parse_int(
+            request.param("per_page"), self.default_per_page, "per_page", bad_status=400
+        )
         if page < 1:
             raise BadParameter(400, "page must be 1 or greater.", "page")
         per_page = max(1, min(per_page, MAX_PER_PAGE))
@@ -343,27 +364,41 @@ class PlanetScaleSimulator(SimServer):
     def _list_organizations(self, request: SimRequest) -> Reply:
         with self.state.lock:
             orgs = [self.state.organizations[k] for k in sorted(self.state.organizations)]
-            return self._list_document(request, [self._organization_object(o) for o in orgs],
-                                       with_totals=False)
+            return self._list_document(
+                request, [self._organization_object(o) for o in orgs], with_totals=False
+            )
 
     def _get_organization(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
             found = self._org_named(org)
-            return self._not_found() if found is None else self.json_reply(
-                200, self._organization_object(found))
+            return (
+                self._not_found()
+                if found is None
+                else self.json_reply(200, self._organization_object(found))
+            )
 
     def _list_members(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
             found = self._org_named(org)
             if found is None:
                 return self._not_found()
-            member_ids = [u for u in sorted(found.members) if u in self.state.users
-                          and self._search(request, self.state.users[u].name,
-                                           self.state.users[u].display_name,
-                                           self.state.users[u].email)]
+            member_ids = [
+                u
+                for u in sorted(found.members)
+                if u in self.state.users
+                and self._search(
+                    request,
+                    self.state.users[u].name,
+                    self.state.users[u].display_name,
+                    self.state.users[u].email,
+                )
+            ]
             return self._list_document(
-                request, member_ids, with_totals=True,
-                build=lambda user_id: self._membership_object(found, user_id))
+                request,
+                member_ids,
+                with_totals=True,
+                build=lambda user_id: self._membership_object(found, user_id),
+            )
 
     def _get_member(self, request: SimRequest, org: str, user_id: str) -> Reply:
         with self.state.lock:
@@ -377,10 +412,14 @@ class PlanetScaleSimulator(SimServer):
             found = self._org_named(org)
             if found is None:
                 return self._not_found()
-            teams = [found.teams[k] for k in sorted(found.teams)
-                     if self._search(request, found.teams[k].name)]
-            return self._list_document(request, teams, with_totals=True,
-                                       build=lambda team: self._team_object(found, team))
+            teams = [
+                found.teams[k]
+                for k in sorted(found.teams)
+                if self._search(request, found.teams[k].name)
+            ]
+            return self._list_document(
+                request, teams, with_totals=True, build=lambda team: self._team_object(found, team)
+            )
 
     def _get_team(self, request: SimRequest, org: str, slug: str) -> Reply:
         with self.state.lock:
@@ -397,5 +436,8 @@ class PlanetScaleSimulator(SimServer):
             if team is None:
                 return self._not_found()
             return self._list_document(
-                request, self._team_member_ids(found, team), with_totals=True,
-                build=lambda user_id: self._team_membership_object(found, team, user_id))
+                request,
+                self._team_member_ids(found, team),
+                with_totals=True,
+                build=lambda user_id: self._team_membership_object(found, team, user_id),
+            )

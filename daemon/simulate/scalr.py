@@ -14,11 +14,18 @@ import functools
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.simulate.server import (
-    BadParameter, Reply, SimRequest, SimServer, encode_query, page_slice, parse_int, reason,
+    BadParameter,
+    Reply,
+    SimRequest,
+    SimServer,
+    encode_query,
+    page_slice,
+    parse_int,
+    reason,
 )
 
 API_PREFIX = "/api/iacp/v3"
@@ -44,7 +51,7 @@ _DEFAULT_DETAILS = {
 def format_scalr_time(moment: datetime) -> str:
     """Scalr's timestamp form, ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (naive datetimes count as UTC)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -81,7 +88,7 @@ class ScalrTeam:
 
 @dataclass
 class ScalrState:
-    """Everything the simulated account knows; hold ``lock`` while mutating it under a live server."""
+    """Everything the simulated account knows; hold ``lock`` to mutate it under a live server."""
 
     account_id: str = "acc-v0osim1acme0001"
     account_name: str = "acme"
@@ -126,12 +133,14 @@ class ScalrSimulator(SimServer):
     def authenticate(self, request: SimRequest) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.state.token}"
 
-    def error_reply(self, status: int, detail: str | None = None,
-                    parameter: str | None = None) -> Reply:
+    def error_reply(
+        self, status: int, detail: str | None = None, parameter: str | None = None
+    ) -> Reply:
         error: dict[str, Any] = {
             "status": str(status),
             "title": "Invalid Parameter" if status == 422 and parameter else reason(status),
-            "detail": detail or _DEFAULT_DETAILS.get(status, f"Simulated {reason(status).lower()}."),
+            "detail": detail
+            or _DEFAULT_DETAILS.get(status, f"Simulated {reason(status).lower()}."),
         }
         if parameter:
             error["source"] = {"parameter": parameter}
@@ -154,8 +163,11 @@ class ScalrSimulator(SimServer):
                 "name": s.account_name,
                 "created-at": DEFAULT_ACCOUNT_CREATED_AT,
                 "allowed-ips": [],
-                "quotas": {"users": None, "service-accounts-available": True,
-                           "sso-available": True},
+                "quotas": {
+                    "users": None,
+                    "service-accounts-available": True,
+                    "sso-available": True,
+                },
                 "support-access-enabled": False,
             },
             "relationships": {"owner": {"data": None}, "identity-provider": {"data": None}},
@@ -232,10 +244,12 @@ class ScalrSimulator(SimServer):
     def _team_member_ids(self, team_id: str) -> list[str]:
         return self._team_members_index().get(team_id, [])
 
-    def _team_resource(self, team: ScalrTeam,
-                       members: dict[str, list[str]] | None = None) -> dict[str, Any]:
-        member_ids = (members.get(team.id, []) if members is not None
-                      else self._team_member_ids(team.id))
+    def _team_resource(
+        self, team: ScalrTeam, members: dict[str, list[str]] | None = None
+    ) -> dict[str, Any]:
+        member_ids = (
+            members.get(team.id, []) if members is not None else self._team_member_ids(team.id)
+        )
         return {
             "type": "teams",
             "id": team.id,
@@ -251,24 +265,31 @@ class ScalrSimulator(SimServer):
     # -- documents -----------------------------------------------------------------------------
 
     def _includes(self, request: SimRequest, allowed: set[str]) -> set[str]:
-        wanted = {part.strip() for value in request.query.get("include", [])
-                  for part in value.split(",") if part.strip()}
+        wanted = {
+            part.strip()
+            for value in request.query.get("include", [])
+            for part in value.split(",")
+            if part.strip()
+        }
         unknown = wanted - allowed
         if unknown:
-            raise BadParameter(400, f"Invalid include parameter: {', '.join(sorted(unknown))}.",
-                               "include")
+            raise BadParameter(
+                400, f"Invalid include parameter: {', '.join(sorted(unknown))}.", "include"
+            )
         return wanted
 
-    def _list_document(self, request: SimRequest, resources: list,
-                       include_for_page=None, build=None) -> Reply:
+    def _list_document(
+        self, request: SimRequest, resources: list, include_for_page=None, build=None
+    ) -> Reply:
         """Paginate already ordered resources into a JSON:API list document.
 
         ``build`` turns the page's records into resources, so a large listing only renders the
         page asked for (a 20,000-user account stays fast to page through).
         """
         page = parse_int(request.param("page[number]"), 1, "page[number]", bad_status=422)
-        size = parse_int(request.param("page[size]"), self.default_page_size, "page[size]",
-                         bad_status=422)
+        size = parse_int(
+            request.param("page[size]"), self.default_page_size, "page[size]", bad_status=422
+        )
         if page < 1:
             raise BadParameter(422, "page[number] must be 1 or greater.", "page[number]")
         size = max(1, min(size, MAX_PAGE_SIZE))
@@ -280,19 +301,22 @@ class ScalrSimulator(SimServer):
         links = {"self": f"{base}?{encode_query(request.query)}"}
         if next_page is not None:
             links["next"] = f"{base}?" + encode_query(
-                request.query, **{"page[number]": str(next_page), "page[size]": str(size)})
+                request.query, **{"page[number]": str(next_page), "page[size]": str(size)}
+            )
         document: dict[str, Any] = {"data": items}
         if include_for_page is not None:
             document["included"] = include_for_page(items)
         document["links"] = links
-        document["meta"] = {"pagination": {
-            "current-page": page,
-            "page-size": size,
-            "prev-page": page - 1 if page > 1 else None,
-            "next-page": next_page,
-            "total-pages": total_pages,
-            "total-count": len(resources),
-        }}
+        document["meta"] = {
+            "pagination": {
+                "current-page": page,
+                "page-size": size,
+                "prev-page": page - 1 if page > 1 else None,
+                "next-page": next_page,
+                "total-pages": total_pages,
+                "total-count": len(resources),
+            }
+        }
         return self.json_reply(200, document)
 
     def _single_document(self, resource: dict[str, Any], included: list | None = None) -> Reply:
@@ -307,8 +331,11 @@ class ScalrSimulator(SimServer):
     def _included_teams(self, team_ids: list[str]) -> list[dict[str, Any]]:
         wanted = sorted(t for t in set(team_ids) if t in self.state.teams)
         members = self._team_members_index() if wanted else {}
-        return [self._team_resource(self.state.teams[t], members) for t in wanted
-                if t in self.state.teams]
+        return [
+            self._team_resource(self.state.teams[t], members)
+            for t in wanted
+            if t in self.state.teams
+        ]
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -338,8 +365,11 @@ class ScalrSimulator(SimServer):
         with self.state.lock:
             self._includes(request, {"billing-plan", "identity-provider", "owner"})
             name = request.param("filter[name]")
-            accounts = [] if name is not None and name != self.state.account_name else [
-                self._account_resource()]
+            accounts = (
+                []
+                if name is not None and name != self.state.account_name
+                else [self._account_resource()]
+            )
             if not self._account_filter_matches(request):
                 accounts = []
             return self._list_document(request, accounts)
@@ -353,8 +383,7 @@ class ScalrSimulator(SimServer):
 
     def _list_account_users(self, request: SimRequest) -> Reply:
         if request.param("filter[account]") is None and request.param("filter[user]") is None:
-            raise BadParameter(422, "Either filter[account] or filter[user] is required.",
-                               "filter")
+            raise BadParameter(422, "Either filter[account] or filter[user] is required.", "filter")
         with self.state.lock:
             includes = self._includes(request, {"user", "teams", "account"})
             user_ids = self._id_filter(request, "filter[user]")
@@ -362,7 +391,8 @@ class ScalrSimulator(SimServer):
             statuses = self._id_filter(request, "filter[status]")
             in_account = self._account_filter_matches(request)
             users = [
-                u for u in self.state.users.values()
+                u
+                for u in self.state.users.values()
                 if in_account
                 and (user_ids is None or u.id in user_ids)
                 and (team_ids is None or team_ids & u.teams)
@@ -374,19 +404,24 @@ class ScalrSimulator(SimServer):
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 out: list[dict[str, Any]] = []
-                page_users = [self.state.users[r["relationships"]["user"]["data"]["id"]]
-                              for r in page]
+                page_users = [
+                    self.state.users[r["relationships"]["user"]["data"]["id"]] for r in page
+                ]
                 if "account" in includes and page:
                     out.append(self._account_resource())
                 if "user" in includes:
                     out.extend(self._user_resource(u) for u in page_users)
                 if "teams" in includes:
-                    out.extend(self._included_teams(
-                        [t for u in page_users for t in self._user_team_ids(u)]))
+                    out.extend(
+                        self._included_teams(
+                            [t for u in page_users for t in self._user_team_ids(u)]
+                        )
+                    )
                 return out
 
-            return self._list_document(request, users, included if includes else None,
-                                       build=self._account_user_resource)
+            return self._list_document(
+                request, users, included if includes else None, build=self._account_user_resource
+            )
 
     def _list_users(self, request: SimRequest) -> Reply:
         with self.state.lock:
@@ -394,7 +429,8 @@ class ScalrSimulator(SimServer):
             user_ids = self._id_filter(request, "filter[user]")
             email = request.param("filter[email]")
             users = [
-                u for u in self._sorted_users()
+                u
+                for u in self._sorted_users()
                 if (user_ids is None or u.id in user_ids)
                 and (email is None or u.email.lower() == email.lower())
                 and self._query_matches(request, u.email, u.full_name, u.username)
@@ -403,11 +439,13 @@ class ScalrSimulator(SimServer):
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if "teams" not in includes:
                     return []
-                return self._included_teams([t["id"] for r in page
-                                             for t in r["relationships"]["teams"]["data"]])
+                return self._included_teams(
+                    [t["id"] for r in page for t in r["relationships"]["teams"]["data"]]
+                )
 
-            return self._list_document(request, users, included if includes else None,
-                                       build=self._user_resource)
+            return self._list_document(
+                request, users, included if includes else None, build=self._user_resource
+            )
 
     def _get_user(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
@@ -417,8 +455,9 @@ class ScalrSimulator(SimServer):
                 return self._not_found("User", ident)
             included = None
             if includes:
-                included = self._included_teams(self._user_team_ids(user)) \
-                    if "teams" in includes else []
+                included = (
+                    self._included_teams(self._user_team_ids(user)) if "teams" in includes else []
+                )
             return self._single_document(self._user_resource(user), included)
 
     def _list_service_accounts(self, request: SimRequest) -> Reply:
@@ -427,20 +466,27 @@ class ScalrSimulator(SimServer):
             sa_ids = self._id_filter(request, "filter[service-account]")
             email = request.param("filter[email]")
             accounts = [
-                self.state.service_accounts[k] for k in sorted(self.state.service_accounts)
+                self.state.service_accounts[k]
+                for k in sorted(self.state.service_accounts)
                 if self._account_filter_matches(request)
                 and (sa_ids is None or k in sa_ids)
-                and (email is None or self.state.service_accounts[k].email.lower()
-                     == email.lower())
+                and (email is None or self.state.service_accounts[k].email.lower() == email.lower())
             ]
-            accounts = [sa for sa in accounts
-                        if self._query_matches(request, sa.name, sa.email, sa.description)]
+            accounts = [
+                sa
+                for sa in accounts
+                if self._query_matches(request, sa.name, sa.email, sa.description)
+            ]
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [self._account_resource()] if "account" in includes and page else []
 
-            return self._list_document(request, accounts, included if includes else None,
-                                       build=self._service_account_resource)
+            return self._list_document(
+                request,
+                accounts,
+                included if includes else None,
+                build=self._service_account_resource,
+            )
 
     def _get_service_account(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
@@ -456,7 +502,8 @@ class ScalrSimulator(SimServer):
             team_ids = self._id_filter(request, "filter[team]")
             name = request.param("filter[name]")
             teams = [
-                self.state.teams[k] for k in sorted(self.state.teams)
+                self.state.teams[k]
+                for k in sorted(self.state.teams)
                 if self._account_filter_matches(request)
                 and (team_ids is None or k in team_ids)
                 and (name is None or self.state.teams[k].name == name)
@@ -469,13 +516,18 @@ class ScalrSimulator(SimServer):
                 if "account" in includes and page:
                     out.append(self._account_resource())
                 if "users" in includes:
-                    member_ids = sorted({u["id"] for r in page
-                                         for u in r["relationships"]["users"]["data"]})
+                    member_ids = sorted(
+                        {u["id"] for r in page for u in r["relationships"]["users"]["data"]}
+                    )
                     out.extend(self._user_resource(self.state.users[u]) for u in member_ids)
                 return out
 
-            return self._list_document(request, teams, included if includes else None,
-                                       build=lambda team: self._team_resource(team, members))
+            return self._list_document(
+                request,
+                teams,
+                included if includes else None,
+                build=lambda team: self._team_resource(team, members),
+            )
 
     def _get_team(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:

@@ -19,10 +19,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 # A body that starts like a provider document and then breaks off: the shape a truncated proxy
@@ -117,7 +118,7 @@ class Reply:
 
 
 class BadParameter(Exception):
-    """Raised by handlers for an unusable query parameter; rendered in the provider's error format."""
+    """Raised by handlers for an unusable query parameter, rendered in the provider's format."""
 
     def __init__(self, status: int, detail: str, parameter: str | None = None):
         super().__init__(detail)
@@ -150,7 +151,7 @@ def page_slice(items: list, page: int, size: int) -> tuple[list, int]:
     """Cut one page out of an already ordered list; returns (items on the page, total pages)."""
     total_pages = -(-len(items) // size)
     start = (page - 1) * size
-    return items[start:start + size], total_pages
+    return items[start : start + size], total_pages
 
 
 def encode_query(query: dict[str, list[str]], **overrides: str) -> str:
@@ -182,7 +183,7 @@ class SimServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "SimServer":
+    def start(self) -> SimServer:
         if self._httpd is not None:
             return self
         httpd = _QuietServer(("127.0.0.1", 0), _make_handler_class(self))
@@ -190,8 +191,10 @@ class SimServer:
         host, port = httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"{type(self).__name__}:{port}", daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}:{port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -206,7 +209,7 @@ class SimServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -244,8 +247,9 @@ class SimServer:
     def authenticate(self, request: SimRequest) -> bool:
         raise NotImplementedError
 
-    def error_reply(self, status: int, detail: str | None = None,
-                    parameter: str | None = None) -> Reply:
+    def error_reply(
+        self, status: int, detail: str | None = None, parameter: str | None = None
+    ) -> Reply:
         """The provider's normal error document for ``status``."""
         raise NotImplementedError
 
@@ -272,10 +276,14 @@ class SimServer:
     def _answer(self, request: SimRequest) -> Reply | None:
         """Judge one request; None means: drop the connection without answering."""
         with self._journal_lock:
-            self.requests.append(RecordedRequest(
-                request.method, request.path,
-                {k: list(v) for k, v in request.query.items()}, Headers(request.headers.items()),
-            ))
+            self.requests.append(
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    {k: list(v) for k, v in request.query.items()},
+                    Headers(request.headers.items()),
+                )
+            )
         fault = self._take_fault(request.path, self.page_number(request))
         if fault is not None:
             if fault.delay > 0:
@@ -293,8 +301,9 @@ class SimServer:
         if fault.malformed:
             reply = Reply(200, MALFORMED_BODY, {"Content-Type": self.json_content_type})
         elif fault.body is not None:
-            reply = Reply(fault.status, fault.body.encode(),
-                          {"Content-Type": self.json_content_type})
+            reply = Reply(
+                fault.status, fault.body.encode(), {"Content-Type": self.json_content_type}
+            )
         else:
             reply = self.error_reply(fault.status)
         reply.headers.update(fault.headers)

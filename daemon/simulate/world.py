@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from daemon.simulate import names
 from daemon.simulate.planetscale import (
-    PlanetScaleState, PSOrganization, PSTeam, PSUser, format_ps_time,
+    PlanetScaleState,
+    PSOrganization,
+    PSTeam,
+    PSUser,
+    format_ps_time,
 )
 from daemon.simulate.scalr import (
-    ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser, format_scalr_time,
+    ScalrServiceAccount,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
+    format_scalr_time,
 )
 
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -46,7 +55,7 @@ def make_id(prefix: str, rng: random.Random, length: int | None = None) -> str:
 
 
 def _now(now: datetime | None) -> datetime:
-    return datetime.now(timezone.utc) if now is None else now
+    return datetime.now(UTC) if now is None else now
 
 
 def _fresh_id(prefix: str, rng: random.Random, taken: Iterable[str]) -> str:
@@ -100,6 +109,7 @@ def _weighted_order(rng: random.Random, options: list[tuple[float, T]]) -> list[
 # Scalr
 # --------------------------------------------------------------------------------------------- #
 
+
 def _scalr_domain(state: ScalrState) -> str:
     return f"{state.account_name}.example"
 
@@ -108,9 +118,14 @@ def _scalr_emails(state: ScalrState, extra: Iterable[ScalrUser] = ()) -> set[str
     return {u.email.lower() for u in list(state.users.values()) + list(extra)}
 
 
-def populate_scalr(state: ScalrState, rng: random.Random, users: int = 25,
-                   service_accounts: int = 4, teams: int = 5,
-                   now: datetime | None = None) -> None:
+def populate_scalr(
+    state: ScalrState,
+    rng: random.Random,
+    users: int = 25,
+    service_accounts: int = 4,
+    teams: int = 5,
+    now: datetime | None = None,
+) -> None:
     """Add a plausible set of users, service accounts and teams to ``state``."""
     now = _now(now)
     with state.lock:
@@ -135,7 +150,9 @@ def populate_scalr(state: ScalrState, rng: random.Random, users: int = 25,
                 last_login = created + timedelta(days=rng.randint(1, 25))
             ident = _fresh_id("user", rng, state.users)
             state.users[ident] = ScalrUser(
-                id=ident, email=email, full_name=None if rng.random() < 0.08 else f"{first} {last}",
+                id=ident,
+                email=email,
+                full_name=None if rng.random() < 0.08 else f"{first} {last}",
                 status=status,
                 last_login_at=format_scalr_time(min(last_login, now)) if last_login else None,
                 created_at=format_scalr_time(created),
@@ -143,15 +160,32 @@ def populate_scalr(state: ScalrState, rng: random.Random, users: int = 25,
             )
         sa_names = {sa.name for sa in state.service_accounts.values()}
         for _ in range(service_accounts):
-            _add_service_account(state, rng, now, sa_names, status=rng.choices(
-                ("Active", "Inactive"), (85, 15))[0], age_days=rng.randint(10, 700))
+            _add_service_account(
+                state,
+                rng,
+                now,
+                sa_names,
+                status=rng.choices(("Active", "Inactive"), (85, 15))[0],
+                age_days=rng.randint(10, 700),
+            )
 
 
-def _add_service_account(state: ScalrState, rng: random.Random, now: datetime,
-                         taken: set[str], status: str = "Active",
-                         age_days: int = 0) -> ScalrServiceAccount:
-    name = next((n for n in rng.sample(names.SERVICE_ACCOUNT_NAMES,
-                                       len(names.SERVICE_ACCOUNT_NAMES)) if n not in taken), None)
+def _add_service_account(
+    state: ScalrState,
+    rng: random.Random,
+    now: datetime,
+    taken: set[str],
+    status: str = "Active",
+    age_days: int = 0,
+) -> ScalrServiceAccount:
+    name = next(
+        (
+            n
+            for n in rng.sample(names.SERVICE_ACCOUNT_NAMES, len(names.SERVICE_ACCOUNT_NAMES))
+            if n not in taken
+        ),
+        None,
+    )
     if name is None:
         n = len(taken) + 1
         while f"automation-{n}" in taken:
@@ -160,8 +194,11 @@ def _add_service_account(state: ScalrState, rng: random.Random, now: datetime,
     taken.add(name)
     ident = _fresh_id("sa", rng, state.service_accounts)
     sa = ScalrServiceAccount(
-        id=ident, name=name, email=f"{name}@{state.account_name}.scalr.io",
-        description=rng.choice((None, f"Used by {name.replace('-', ' ')}")), status=status,
+        id=ident,
+        name=name,
+        email=f"{name}@{state.account_name}.scalr.io",
+        description=rng.choice((None, f"Used by {name.replace('-', ' ')}")),
+        status=status,
         created_at=format_scalr_time(now - timedelta(days=age_days)),
     )
     state.service_accounts[ident] = sa
@@ -203,15 +240,25 @@ class ScalrEvolver(_Evolver):
         self.state = state
         self.departed: dict[str, ScalrUser] = {}  # leavers, kept so the same id can come back
         self._mutations: list[tuple[float, Callable[[datetime], str | None]]] = [
-            (6.0, self._sign_in), (2.0, self._joiner), (1.5, self._leaver),
-            (0.7, self._returning_leaver), (1.0, self._disable), (0.8, self._re_enable),
-            (1.5, self._activate_pending), (0.6, self._rename), (0.5, self._change_email),
-            (1.0, self._team_move), (1.0, self._team_join), (0.8, self._team_leave),
-            (0.4, self._add_service_account), (0.3, self._remove_service_account),
-            (0.4, self._disable_service_account), (0.4, self._add_team),
-            (0.3, self._rename_team), (0.2, self._remove_team),
+            (6.0, self._sign_in),
+            (2.0, self._joiner),
+            (1.5, self._leaver),
+            (0.7, self._returning_leaver),
+            (1.0, self._disable),
+            (0.8, self._re_enable),
+            (1.5, self._activate_pending),
+            (0.6, self._rename),
+            (0.5, self._change_email),
+            (1.0, self._team_move),
+            (1.0, self._team_join),
+            (0.8, self._team_leave),
+            (0.4, self._add_service_account),
+            (0.3, self._remove_service_account),
+            (0.4, self._disable_service_account),
+            (0.4, self._add_team),
+            (0.3, self._rename_team),
+            (0.2, self._remove_team),
         ]
-
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -229,12 +276,16 @@ class ScalrEvolver(_Evolver):
 
     def _joiner(self, now: datetime) -> str:
         first, last = _person(self.rng)
-        email = _unique_email(f"{first}.{last}", _scalr_domain(self.state),
-                              _scalr_emails(self.state, self.departed.values()))
+        email = _unique_email(
+            f"{first}.{last}",
+            _scalr_domain(self.state),
+            _scalr_emails(self.state, self.departed.values()),
+        )
         pending = self.rng.random() < 0.35
         user = ScalrUser(
             id=_fresh_id("user", self.rng, list(self.state.users) + list(self.departed)),
-            email=email, full_name=f"{first} {last}",
+            email=email,
+            full_name=f"{first} {last}",
             status="Pending" if pending else "Active",
             last_login_at=None if pending else format_scalr_time(now),
             created_at=format_scalr_time(now),
@@ -260,8 +311,9 @@ class ScalrEvolver(_Evolver):
             return None
         user = self.departed.pop(ident)
         if any(u.email.lower() == user.email.lower() for u in self.state.users.values()):
-            user.email = _unique_email(user.email.split("@")[0], _scalr_domain(self.state),
-                                       _scalr_emails(self.state))
+            user.email = _unique_email(
+                user.email.split("@")[0], _scalr_domain(self.state), _scalr_emails(self.state)
+            )
         if self.rng.random() < 0.5:
             user.status = "Pending"
         else:
@@ -315,8 +367,11 @@ class ScalrEvolver(_Evolver):
             return None
         old = user.email
         local = (user.full_name or old.split("@")[0]).replace(" ", ".")
-        user.email = _unique_email(local, _scalr_domain(self.state),
-                                   _scalr_emails(self.state, self.departed.values()) | {old.lower()})
+        user.email = _unique_email(
+            local,
+            _scalr_domain(self.state),
+            _scalr_emails(self.state, self.departed.values()) | {old.lower()},
+        )
         if user.username is not None:
             user.username = user.email
         return f"scalr: {old} changed email to {user.email}"
@@ -332,8 +387,10 @@ class ScalrEvolver(_Evolver):
         join = self.rng.choice(sorted(set(self.state.teams) - user.teams))
         user.teams.discard(leave)
         user.teams.add(join)
-        return (f"scalr: {self._label(user)} moved from team {self._team_name(leave)} "
-                f"to {self._team_name(join)}")
+        return (
+            f"scalr: {self._label(user)} moved from team {self._team_name(leave)} "
+            f"to {self._team_name(join)}"
+        )
 
     def _team_join(self, now: datetime) -> str | None:
         user = _pick(self.rng, self._users(lambda u: bool(set(self.state.teams) - u.teams)))
@@ -389,8 +446,9 @@ class ScalrEvolver(_Evolver):
             return None
         team = self.state.teams[ident]
         old = team.name
-        team.name = _unique_name(names.TEAM_NAMES, {t.name for t in self.state.teams.values()},
-                                 self.rng)
+        team.name = _unique_name(
+            names.TEAM_NAMES, {t.name for t in self.state.teams.values()}, self.rng
+        )
         return f"scalr: team {old} renamed to {team.name}"
 
     def _remove_team(self, now: datetime) -> str | None:
@@ -407,6 +465,7 @@ class ScalrEvolver(_Evolver):
 # PlanetScale
 # --------------------------------------------------------------------------------------------- #
 
+
 def _ps_emails(state: PlanetScaleState) -> set[str]:
     return {u.email.lower() for u in state.users.values()}
 
@@ -415,16 +474,20 @@ def _new_ps_user(state: PlanetScaleState, rng: random.Random, created: datetime)
     first, last = _person(rng)
     email = _unique_email(f"{first}.{last}", rng.choice(names.EMAIL_DOMAINS), _ps_emails(state))
     user = PSUser(
-        id=_fresh_id("", rng, state.users), email=email, name=f"{first} {last}",
-        display_name=f"{first} {last}", two_factor_auth_configured=rng.random() < 0.6,
+        id=_fresh_id("", rng, state.users),
+        email=email,
+        name=f"{first} {last}",
+        display_name=f"{first} {last}",
+        two_factor_auth_configured=rng.random() < 0.6,
         created_at=format_ps_time(created),
     )
     state.users[user.id] = user
     return user
 
 
-def _new_ps_team(state: PlanetScaleState, org: PSOrganization, rng: random.Random,
-                 created: datetime) -> PSTeam:
+def _new_ps_team(
+    state: PlanetScaleState, org: PSOrganization, rng: random.Random, created: datetime
+) -> PSTeam:
     name = _unique_name(names.TEAM_NAMES, {t.name for t in org.teams.values()}, rng)
     slug, n = slugify(name), 2
     while any(t.slug == slug for t in org.teams.values()):
@@ -432,21 +495,31 @@ def _new_ps_team(state: PlanetScaleState, org: PSOrganization, rng: random.Rando
     admins = sorted(u for u, role in org.members.items() if role == "admin")
     team = PSTeam(
         id=_fresh_id("", rng, {t for o in state.organizations.values() for t in o.teams}),
-        name=name, slug=slug, description=rng.choice(names.TEAM_DESCRIPTIONS),
-        creator_id=_pick(rng, admins), created_at=format_ps_time(created),
+        name=name,
+        slug=slug,
+        description=rng.choice(names.TEAM_DESCRIPTIONS),
+        creator_id=_pick(rng, admins),
+        created_at=format_ps_time(created),
     )
     org.teams[team.id] = team
     return team
 
 
-def populate_planetscale(state: PlanetScaleState, rng: random.Random, orgs: int = 2,
-                         users: int = 30, teams_per_org: int = 3,
-                         now: datetime | None = None) -> None:
+def populate_planetscale(
+    state: PlanetScaleState,
+    rng: random.Random,
+    orgs: int = 2,
+    users: int = 30,
+    teams_per_org: int = 3,
+    now: datetime | None = None,
+) -> None:
     """Add ``orgs`` organisations sharing a pool of ``users`` people, with roles and teams."""
     now = _now(now)
     with state.lock:
-        pool = [_new_ps_user(state, rng, now - timedelta(days=rng.randint(60, 1200)))
-                for _ in range(users)]
+        pool = [
+            _new_ps_user(state, rng, now - timedelta(days=rng.randint(60, 1200)))
+            for _ in range(users)
+        ]
         taken = {o.name for o in state.organizations.values()}
         for index in range(orgs):
             name = next((n for n in names.ORGANIZATION_NAMES if n not in taken), None)
@@ -454,8 +527,11 @@ def populate_planetscale(state: PlanetScaleState, rng: random.Random, orgs: int 
                 name = f"org-{len(taken) + 1}"
             taken.add(name)
             created = now - timedelta(days=rng.randint(400, 1500))
-            org = PSOrganization(id=_fresh_id("", rng, state.organizations), name=name,
-                                 created_at=format_ps_time(created))
+            org = PSOrganization(
+                id=_fresh_id("", rng, state.organizations),
+                name=name,
+                created_at=format_ps_time(created),
+            )
             state.organizations[org.id] = org
             share = 0.7 if index == 0 else 0.4
             members = [u for u in pool if rng.random() < share] or pool[:1]
@@ -463,7 +539,8 @@ def populate_planetscale(state: PlanetScaleState, rng: random.Random, orgs: int 
                 role = "admin" if position == 0 else rng.choices(PS_ROLES, (80, 12, 8))[0]
                 org.members[user.id] = role
                 org.joined_at[user.id] = format_ps_time(
-                    created + timedelta(days=rng.randint(0, 300)))
+                    created + timedelta(days=rng.randint(0, 300))
+                )
             member_ids = sorted(org.members)
             for _ in range(teams_per_org):
                 team = _new_ps_team(state, org, rng, created + timedelta(days=rng.randint(1, 300)))
@@ -479,12 +556,18 @@ class PlanetScaleEvolver(_Evolver):
         super().__init__(rng, max_mutations)
         self.state = state
         self._mutations: list[tuple[float, Callable[[datetime], str | None]]] = [
-            (2.0, self._join_org), (1.5, self._leave_org), (1.2, self._change_role),
-            (1.5, self._team_join), (1.2, self._team_leave), (0.4, self._add_team),
-            (0.25, self._remove_team), (0.3, self._rename_team), (0.6, self._rename_user),
-            (0.4, self._change_email), (0.8, self._toggle_2fa),
+            (2.0, self._join_org),
+            (1.5, self._leave_org),
+            (1.2, self._change_role),
+            (1.5, self._team_join),
+            (1.2, self._team_leave),
+            (0.4, self._add_team),
+            (0.25, self._remove_team),
+            (0.3, self._rename_team),
+            (0.6, self._rename_user),
+            (0.4, self._change_email),
+            (0.8, self._toggle_2fa),
         ]
-
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -524,8 +607,9 @@ class PlanetScaleEvolver(_Evolver):
         if org is None:
             return None
         admins = [u for u, role in org.members.items() if role == "admin"]
-        leavers = sorted(u for u, role in org.members.items()
-                         if role != "admin" or len(admins) > 1)  # keep someone in charge
+        leavers = sorted(
+            u for u, role in org.members.items() if role != "admin" or len(admins) > 1
+        )  # keep someone in charge
         user_id = _pick(self.rng, leavers)
         if user_id is None:
             return None
@@ -555,8 +639,12 @@ class PlanetScaleEvolver(_Evolver):
         org = self._org()
         if org is None:
             return None
-        options = [(t, u) for t in sorted(org.teams) for u in sorted(org.members)
-                   if u not in org.teams[t].members]
+        options = [
+            (t, u)
+            for t in sorted(org.teams)
+            for u in sorted(org.members)
+            if u not in org.teams[t].members
+        ]
         choice = _pick(self.rng, options)
         if choice is None:
             return None
@@ -630,8 +718,9 @@ class PlanetScaleEvolver(_Evolver):
             return None
         old = user.email
         local = (user.name or old.split("@")[0]).replace(" ", ".")
-        user.email = _unique_email(local, self.rng.choice(names.EMAIL_DOMAINS),
-                                   _ps_emails(self.state))
+        user.email = _unique_email(
+            local, self.rng.choice(names.EMAIL_DOMAINS), _ps_emails(self.state)
+        )
         user.updated_at = format_ps_time(now)
         return f"planetscale: {old} changed email to {user.email}"
 

@@ -12,22 +12,25 @@ def build_metadata(database_name: str) -> dict:
     tables = {
         name: {
             "description": descriptions.TABLES[name],
-            "columns": {column: descriptions.column_description(name, column)
-                        for column in TABLES[name]["columns"]
-                        if descriptions.column_description(name, column)},
+            "columns": {
+                column: descriptions.column_description(name, column)
+                for column in TABLES[name]["columns"]
+                if descriptions.column_description(name, column)
+            },
         }
         for name in TABLES
     }
     return {
         "title": "accesstrail",
         "description": "Who can get into the organisation's Scalr and PlanetScale accounts, and "
-                       "since when. Timestamps are UTC; the state at instant T is valid_from <= T "
-                       "AND (valid_to IS NULL OR valid_to > T).",
+        "since when. Timestamps are UTC; the state at instant T is valid_from <= T "
+        "AND (valid_to IS NULL OR valid_to > T).",
         "databases": {
             database_name: {
                 "tables": tables,
-                "queries": {name: {**query, "sql": query["sql"].strip()}
-                            for name, query in QUERIES.items()},
+                "queries": {
+                    name: {**query, "sql": query["sql"].strip()} for name, query in QUERIES.items()
+                },
             }
         },
     }

@@ -9,8 +9,8 @@ QUERIES: dict[str, dict] = {
     "admins_as_of": {
         "title": "Who was an admin of an organisation at a given time?",
         "description": "Organisation memberships with role admin that were valid at :as_of "
-                       "(a date such as 2026-03-01, or a full UTC stamp); :organization "
-                       "narrows it to one organisation name.",
+        "(a date such as 2026-03-01, or a full UTC stamp); :organization "
+        "narrows it to one organisation name.",
         "sql": """
 with t as (select case when length(:as_of) = 10 then :as_of || 'T00:00:00.000Z'
                        else :as_of end as at)
@@ -29,7 +29,7 @@ order by o.provider, o.name, u.email
     "no_sign_in_for_days": {
         "title": "Who has not signed in for a number of days?",
         "description": "Enabled accounts, still present, whose last sign-in is older than :days "
-                       "days or who never signed in (providers that report sign-ins only).",
+        "days or who never signed in (providers that report sign-ins only).",
         "sql": """
 select provider, email, name, account_type, last_sign_in_at
 from users
@@ -43,7 +43,7 @@ order by last_sign_in_at is not null, last_sign_in_at, email
     "left_scalr_still_in_planetscale": {
         "title": "Who left Scalr but is still in PlanetScale?",
         "description": "People whose Scalr account was removed while an account with the same "
-                       "email is still present in PlanetScale.",
+        "email is still present in PlanetScale.",
         "sql": """
 select s.email, s.removed_at as left_scalr_at, p.name as planetscale_name,
   (select group_concat(o.name || ' (' || m.role || ')', ', ')
