@@ -25,11 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.config import load_settings  # noqa: E402
-from daemon.providers import planetscale, scalr  # noqa: E402
+from daemon.providers import PROVIDERS  # noqa: E402
+from daemon.providers.base import no_progress  # noqa: E402
+from daemon.sync import fetch, record  # noqa: E402
 from store import runs, schema  # noqa: E402
-from store.apply import apply_snapshot  # noqa: E402
-
-PROVIDER_MODULES = {"scalr": scalr, "planetscale": planetscale}
 
 
 def serve_world(connection, users: int, seed: int) -> None:
@@ -89,26 +88,27 @@ def serve_world(connection, users: int, seed: int) -> None:
 
 
 def timed_sync(settings, provider: str) -> dict:
-    module = PROVIDER_MODULES[provider]
+    """The sync's own fetch and record steps, timed apart."""
+    spec = PROVIDERS[provider]
     db = schema.connect(settings.db_path)
     try:
         run = runs.start_run(db, provider)
         started = time.perf_counter()
-        with module.make_http(getattr(settings, provider)) as http:
-            snapshot = module.fetch_snapshot(http, getattr(settings, provider))
-            requests = http.requests
-        fetched = time.perf_counter()
-        result = apply_snapshot(db, snapshot, run, requests)
+        fetched = fetch(spec, settings.providers[provider], None, None, no_progress)
+        if fetched.snapshot is None:
+            raise SystemExit(f"bench: the fetch failed: {fetched.error}")
+        done_fetching = time.perf_counter()
+        result = record(db, run, fetched, spec.label)
         applied = time.perf_counter()
     finally:
         db.close()
     return {
-        "users": len(snapshot.users),
-        "memberships": len(snapshot.memberships),
-        "requests": requests,
-        "changes": result.change_count,
-        "fetch_s": fetched - started,
-        "apply_s": applied - fetched,
+        "users": len(fetched.snapshot.users),
+        "memberships": len(fetched.snapshot.memberships),
+        "requests": fetched.requests,
+        "changes": sum(result.changes.values()),
+        "fetch_s": done_fetching - started,
+        "apply_s": applied - done_fetching,
     }
 
 

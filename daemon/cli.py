@@ -1,4 +1,4 @@
-"""The ``accesstrail`` command line (CONTRACT §3).
+"""The ``accesstrail`` command line.
 
 Exit statuses are part of the contract: scripts and systemd act on them. Every expected failure
 (bad configuration, a refused token, an unreachable host) ends in one line on stderr, never a
@@ -16,7 +16,8 @@ import click
 from loguru import logger
 
 from daemon import errors
-from daemon.config import ConfigError, Settings, load_settings
+from daemon.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings, load_settings
+from daemon.providers import PROVIDERS
 from store.lock import SyncLockBusy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -63,7 +64,7 @@ def require_providers(settings: Settings, only: str | None) -> list[str]:
     enabled = settings.enabled_providers
     if only:
         if only not in enabled:
-            variable = "SCALR_API_TOKEN" if only == "scalr" else "PLANETSCALE_SERVICE_TOKEN"
+            variable = PROVIDERS[only].token_variable
             click.echo(
                 f"configuration error: {variable}: not set, so {only} is not enabled", err=True
             )
@@ -71,8 +72,8 @@ def require_providers(settings: Settings, only: str | None) -> list[str]:
         return [only]
     if not enabled:
         click.echo(
-            "configuration error: no provider is configured: set SCALR_API_TOKEN "
-            "(with SCALR_ACCOUNT) and/or PLANETSCALE_SERVICE_TOKEN",
+            "configuration error: no provider is configured: set "
+            + " and/or ".join(spec.token_variable for spec in PROVIDERS.values()),
             err=True,
         )
         sys.exit(EXIT_USAGE)
@@ -92,6 +93,13 @@ def database_errors(path: Path):
             err=True,
         )
         sys.exit(EXIT_USAGE)
+
+
+def require_database(settings: Settings) -> None:
+    """``status`` and ``serve`` read an existing history; they never create an empty one."""
+    if not settings.db_path.is_file():
+        click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 class TerminalProgress:
@@ -122,7 +130,7 @@ def main() -> None:
 @main.command()
 @click.option(
     "--provider",
-    type=click.Choice(["scalr", "planetscale"]),
+    type=click.Choice(list(PROVIDERS)),
     default=None,
     help="Sync only this provider.",
 )
@@ -141,7 +149,7 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
                 outcome = sync_provider(settings, name, progress=progress)
         except SyncLockBusy as exc:
             progress.clear()
-            click.echo(f"{errors.PROVIDER_LABELS[name]}: not synced: {exc}", err=True)
+            click.echo(f"{PROVIDERS[name].label}: not synced: {exc}", err=True)
             failed = True
             continue
         progress.clear()
@@ -175,14 +183,14 @@ def check(env_file: Path | None, db: Path | None) -> None:
     refused = False
     for name in require_providers(settings, None):
         try:
-            click.echo(f"{errors.PROVIDER_LABELS[name]}: ok: {probe_provider(settings, name)}")
+            click.echo(f"{PROVIDERS[name].label}: ok: {probe_provider(settings, name)}")
         except errors.ProviderError as exc:
             click.echo(str(exc), err=True)
             refused = True
         except Exception as exc:  # a bug must still be one line, and must not hide the rest
             logger.opt(exception=exc).debug("check of {} crashed", name)
             click.echo(
-                f"{errors.PROVIDER_LABELS[name]}: check failed with an internal error "
+                f"{PROVIDERS[name].label}: check failed with an internal error "
                 f"({type(exc).__name__}); please report it",
                 err=True,
             )
@@ -196,20 +204,14 @@ def check(env_file: Path | None, db: Path | None) -> None:
 def status(env_file: Path | None, db: Path | None) -> None:
     """Per provider: last run, last success, its age and what is recorded now."""
     from daemon.status import provider_status
-    from store import schema
+    from store import reads, schema
 
     settings = settings_or_exit(env_file, db)
-    if not settings.db_path.is_file():
-        click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
-        sys.exit(EXIT_FAILED)
+    require_database(settings)
     with database_errors(settings.db_path):
         database = schema.connect(settings.db_path)
-        recorded = {
-            row["provider"] for row in database.query("SELECT DISTINCT provider FROM sync_runs")
-        }
-    providers = [
-        p for p in ("scalr", "planetscale") if p in recorded or p in settings.enabled_providers
-    ]
+        recorded = reads.recorded_providers(database)
+    providers = [p for p in PROVIDERS if p in recorded or p in settings.enabled_providers]
     if not providers:
         click.echo("no provider has been synced and none is configured", err=True)
         sys.exit(EXIT_FAILED)
@@ -230,9 +232,7 @@ def serve(env_file: Path | None, db: Path | None) -> None:
     from daemon.serve import serve_database
 
     settings = settings_or_exit(env_file, db)
-    if not settings.db_path.is_file():
-        click.echo(f"no database at {settings.db_path}: run 'accesstrail sync' first", err=True)
-        sys.exit(EXIT_FAILED)
+    require_database(settings)
     serve_database(settings.db_path, settings.host, settings.port)
 
 
@@ -250,16 +250,16 @@ def serve(env_file: Path | None, db: Path | None) -> None:
 @db_option
 def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path | None) -> None:
     """Sync the built-in simulated Scalr and PlanetScale for a few rounds, then serve it."""
-    from daemon.demo import run_demo
+    from daemon.demo import DEMO_DB, run_demo
 
     configure_logging("WARNING")
     try:  # the demo honours ACCESSTRAIL_HOST/PORT for serving, and nothing else of the config
         settings = load_settings(env_file)
         host, port = settings.host, settings.port
     except ConfigError:
-        host, port = "127.0.0.1", 8001
+        host, port = DEFAULT_HOST, DEFAULT_PORT
     run_demo(
-        db_path=db or Path("accesstrail-demo.db"),
+        db_path=db or DEMO_DB,
         rounds=rounds,
         serve=not no_serve,
         seed=seed,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.config import load_settings
+from daemon.config import DEFAULT_HOST, DEFAULT_PORT, load_settings
 from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
 from daemon.simulate.scalr import ScalrSimulator, ScalrState
 from daemon.simulate.world import (
@@ -26,7 +26,7 @@ from daemon.simulate.world import (
     populate_scalr,
 )
 from daemon.sync import sync_provider
-from store import schema
+from store import reads, schema
 
 DEMO_DB = Path("accesstrail-demo.db")
 
@@ -37,8 +37,8 @@ def run_demo(
     serve: bool,
     seed: int,
     echo: Callable[[str], None] = print,
-    host: str = "127.0.0.1",
-    port: int = 8001,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
 ) -> None:
     _fresh_database(db_path)
     rng = random.Random(seed)
@@ -111,12 +111,7 @@ def _fresh_database(db_path: Path) -> None:
 def _describe_changes(db_path: Path, run_id: int) -> list[str]:
     db = schema.connect(db_path)
     try:
-        rows = db.query(
-            "SELECT kind, email, user_id, resource_type, resource_name, resource_id, field, "
-            "old_value, new_value FROM changes WHERE run_id = ? ORDER BY id",
-            [run_id],
-        )
-        return [_describe(row) for row in rows]
+        return [_describe(row) for row in reads.changes_of_run(db, run_id)]
     finally:
         db.close()
 

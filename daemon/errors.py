@@ -1,12 +1,11 @@
 """Typed failures a provider fetch can end in, each rendering as one line a person can act on.
 
-Every error carries the provider, the URL *path* (never the query's secrets, never the token),
-the HTTP status when there was one, the provider's own detail, and what to do about it.
+Every error carries the provider's label as a person reads it ("Scalr"), the URL *path* (never
+the query's secrets, never the token), the HTTP status when there was one, the provider's own
+detail, and what to do about it.
 """
 
 from __future__ import annotations
-
-PROVIDER_LABELS = {"scalr": "Scalr", "planetscale": "PlanetScale"}
 
 
 class ProviderError(Exception):
@@ -16,7 +15,7 @@ class ProviderError(Exception):
 
     def __init__(
         self,
-        provider: str,
+        label: str,
         what: str,
         *,
         path: str | None = None,
@@ -24,7 +23,7 @@ class ProviderError(Exception):
         detail: str | None = None,
         hint: str | None = None,
     ):
-        self.provider = provider
+        self.label = label
         self.what = what
         self.path = path
         self.status = status
@@ -33,8 +32,7 @@ class ProviderError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        label = PROVIDER_LABELS.get(self.provider, self.provider)
-        parts = [f"{label}: {self.what}"]
+        parts = [f"{self.label}: {self.what}"]
         if self.path:
             parts.append(f"on GET {self.path}")
         if self.status is not None:
@@ -75,3 +73,15 @@ class BadResponse(ProviderError):
     """
 
     default_hint = "the response was not in the documented format; nothing was recorded from it"
+
+
+class Stopped(ProviderError):
+    """The daemon is shutting down: the fetch ends at its next request and the run fails.
+
+    Never a scope's failure: a stop ends the whole fetch, so nothing of it is applied.
+    """
+
+    default_hint = "the daemon is shutting down; nothing was recorded"
+
+    def __init__(self, label: str, *, path: str | None = None):
+        super().__init__(label, "sync stopped before it finished", path=path)

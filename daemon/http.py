@@ -111,7 +111,7 @@ class ProviderHTTP:
 
     def __init__(
         self,
-        provider: str,
+        label: str,
         origin: str,
         headers: dict[str, str],
         *,
@@ -122,7 +122,7 @@ class ProviderHTTP:
         limiter: RateLimiter | None = None,
         stop: threading.Event | None = None,
     ):
-        self.provider = provider
+        self.label = label
         self.origin = origin.rstrip("/")
         self.policy = policy or HttpPolicy()
         self.describe_error = describe_error
@@ -158,32 +158,24 @@ class ProviderHTTP:
             document = response.json()
         except ValueError:
             raise errors.BadResponse(
-                self.provider, "answered with a body that is not JSON", path=path
+                self.label, "answered with a body that is not JSON", path=path
             ) from None
         if not isinstance(document, dict):
             raise errors.BadResponse(
-                self.provider, "answered with JSON that is not an object", path=path
+                self.label, "answered with JSON that is not an object", path=path
             )
         return document
 
     def raise_if_interrupted(self) -> None:
         """Raise when the whole fetch must end: the provider went silent, or we are stopping.
 
-        Provider clients call this after their scopes, so that these provider-wide conditions
+        ``sync_provider`` calls this once a fetch returns, so that these provider-wide conditions
         fail the run instead of passing for a string of failed scopes (a partial run).
         """
         if self.stalled is not None:
             raise self.stalled
         if self.stop.is_set():
-            raise self._stopped(None)
-
-    def _stopped(self, path: str | None) -> errors.ProviderError:
-        return errors.ProviderError(
-            self.provider,
-            "sync stopped before it finished",
-            path=path,
-            hint="the daemon is shutting down; nothing was recorded",
-        )
+            raise errors.Stopped(self.label)
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -204,24 +196,24 @@ class ProviderHTTP:
         redirects = 0
         while True:
             if self.stop.is_set():
-                raise self._stopped(path)
+                raise errors.Stopped(self.label, path=path)
             attempt += 1
             failure: errors.ProviderError
             wait: float | None = None
             try:
                 response = self._send(url, params, deadline)
             except httpx.TimeoutException:
-                failure = errors.Unreachable(self.provider, "did not answer in time", path=path)
+                failure = errors.Unreachable(self.label, "did not answer in time", path=path)
             except httpx.TransportError as exc:
                 failure = errors.Unreachable(
-                    self.provider,
+                    self.label,
                     f"could not be reached at {self.origin}",
                     path=path,
                     detail=self._redact(type(exc).__name__ + (f": {exc}" if str(exc) else "")),
                 )
             except httpx.HTTPError as exc:  # e.g. a body that fails to decode: not retryable
                 raise errors.BadResponse(
-                    self.provider,
+                    self.label,
                     "answered with a response that could not be read",
                     path=path,
                     detail=self._redact(f"{type(exc).__name__}: {exc}"),
@@ -231,9 +223,7 @@ class ProviderHTTP:
                     url, params = self._same_origin_redirect(response, path)
                     redirects += 1
                     if redirects > self.policy.max_redirects:
-                        raise errors.BadResponse(
-                            self.provider, "redirected too many times", path=path
-                        )
+                        raise errors.BadResponse(self.label, "redirected too many times", path=path)
                     attempt -= 1
                     continue
                 if response.is_success:
@@ -256,7 +246,7 @@ class ProviderHTTP:
                 raise failure
             logger.debug(
                 "{} GET {} attempt {} failed ({}); retrying in {:.1f}s",
-                self.provider,
+                self.label,
                 path,
                 attempt,
                 failure.what,
@@ -291,7 +281,7 @@ class ProviderHTTP:
                     raise httpx.ReadTimeout("the answer did not finish before the deadline")
                 if len(body) > MAX_BODY_BYTES:
                     raise errors.BadResponse(
-                        self.provider,
+                        self.label,
                         f"answered with more than {MAX_BODY_BYTES >> 20} MiB",
                         path=urlsplit(url).path,
                     )
@@ -304,7 +294,7 @@ class ProviderHTTP:
         self._last_answer = time.monotonic()
         logger.debug(
             "{} GET {} → {} in {:.0f}ms",
-            self.provider,
+            self.label,
             urlsplit(url).path,
             response.status_code,
             (time.monotonic() - started) * 1000,
@@ -321,7 +311,7 @@ class ProviderHTTP:
         if target is None or _origin(str(target)) != _origin(self.origin):
             where = "nowhere" if target is None else f"{target.scheme}://{target.netloc.decode()}"
             raise errors.BadResponse(
-                self.provider,
+                self.label,
                 f"redirected to another origin ({where}); not followed so the "
                 "token stays with the configured host",
                 path=path,
@@ -339,24 +329,22 @@ class ProviderHTTP:
         common = dict(path=path, status=status, detail=detail)
         if status == 401:
             return errors.CredentialsRefused(
-                self.provider, "the token was refused", hint=self.credential_hint, **common
+                self.label, "the token was refused", hint=self.credential_hint, **common
             )
         if status == 403:
             return errors.CredentialsRefused(
-                self.provider,
+                self.label,
                 "the token is not allowed to read this",
                 hint="grant the token read access to it",
                 **common,
             )
         if status == 404:
-            return errors.NotFound(
-                self.provider, "not found or not visible to this token", **common
-            )
+            return errors.NotFound(self.label, "not found or not visible to this token", **common)
         if status == 429:
-            return errors.RateLimited(self.provider, "rate limited the requests", **common)
+            return errors.RateLimited(self.label, "rate limited the requests", **common)
         if status >= 500:
-            return errors.ServerError(self.provider, "had a server error", **common)
-        return errors.ProviderError(self.provider, "refused the request", **common)
+            return errors.ServerError(self.label, "had a server error", **common)
+        return errors.ProviderError(self.label, "refused the request", **common)
 
     def _redact(self, text: str | None) -> str | None:
         if text is None:

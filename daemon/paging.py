@@ -53,7 +53,7 @@ def iterate_pages(
         fetched += 1
         if fetched > max_pages:
             raise errors.BadResponse(
-                http.provider, f"paging did not end within {max_pages} pages", path=path
+                http.label, f"paging did not end within {max_pages} pages", path=path
             )
         document = http.get_json(path, {**params, page_param: number})
         page = read_page(document, path)
@@ -79,41 +79,37 @@ def iterate_pages(
         elif not page.items:
             problem = f"page {number} was empty yet named a next page"
         if problem:
-            raise errors.BadResponse(
-                http.provider, f"paging does not advance: {problem}", path=path
-            )
+            raise errors.BadResponse(http.label, f"paging does not advance: {problem}", path=path)
         number = following
 
 
 def _changed(http: ProviderHTTP, path: str, how: str) -> errors.BadResponse:
     return errors.BadResponse(
-        http.provider,
+        http.label,
         f"the listing changed while it was read ({how})",
         path=path,
         hint="nothing was recorded from it; the next sync reads it again",
     )
 
 
-def expect_list(document: dict, key: str, provider: str, path: str) -> list:
+def expect_list(document: dict, key: str, label: str, path: str) -> list:
     """``document[key]`` as a list of objects, or a BadResponse naming what was wrong."""
     value = document.get(key)
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise errors.BadResponse(
-            provider, f"answered without a list of objects in '{key}'", path=path
-        )
+        raise errors.BadResponse(label, f"answered without a list of objects in '{key}'", path=path)
     return value
 
 
-def optional_int(value, provider: str, path: str, name: str) -> int | None:
+def optional_int(value, label: str, path: str, name: str) -> int | None:
     """A paging number that may be absent; anything but an integer is a bad response."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.BadResponse(provider, f"answered a non-integer '{name}'", path=path)
+        raise errors.BadResponse(label, f"answered a non-integer '{name}'", path=path)
     return value
 
 
-def text(item: dict, key: str, provider: str, path: str, *, required: bool = False) -> str | None:
+def text(item: dict, key: str, label: str, path: str, *, required: bool = False) -> str | None:
     """A string field of a response object; absent or null is None unless ``required``.
 
     Anything else (a number, an object) is a bad response: storing it would put a value in the
@@ -122,18 +118,18 @@ def text(item: dict, key: str, provider: str, path: str, *, required: bool = Fal
     value = item.get(key)
     if value is None or (required and value == ""):
         if required:
-            raise errors.BadResponse(provider, f"listed an item without '{key}'", path=path)
+            raise errors.BadResponse(label, f"listed an item without '{key}'", path=path)
         return None
     if not isinstance(value, str):
-        raise errors.BadResponse(provider, f"sent a non-text '{key}'", path=path)
+        raise errors.BadResponse(label, f"sent a non-text '{key}'", path=path)
     return value
 
 
-def timestamp(value, provider: str, path: str) -> str | None:
+def timestamp(value, label: str, path: str) -> str | None:
     """A provider timestamp in the database's format, or a bad response."""
     try:
         return timestamps.normalise(value)
     except (ValueError, AttributeError, TypeError):
         raise errors.BadResponse(
-            provider, f"sent a timestamp that is not ISO-8601: {value!r}", path=path
+            label, f"sent a timestamp that is not ISO-8601: {value!r}", path=path
         ) from None

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from daemon.errors import PROVIDER_LABELS
-from store import timestamps
+from daemon.providers import PROVIDERS
+from store import reads, timestamps
 
 STALE_AFTER_INTERVALS = 3
 
@@ -42,7 +42,7 @@ class ProviderStatus:
         return self.last_run is not None and self.last_run["status"] != "failed" and self.fresh
 
     def lines(self) -> list[str]:
-        label = PROVIDER_LABELS[self.provider]
+        label = PROVIDERS[self.provider].label
         if self.last_run is None:
             return [f"{label}: never synced"]
         run = self.last_run
@@ -70,29 +70,13 @@ class ProviderStatus:
 
 
 def provider_status(db: sqlite_utils.Database, provider: str, interval: int) -> ProviderStatus:
-    def one(sql: str) -> dict | None:
-        rows = list(db.query(sql, [provider]))
-        return rows[0] if rows else None
-
-    last_run = one("SELECT * FROM sync_runs WHERE provider = ? ORDER BY id DESC LIMIT 1")
-    last_success = one(
-        "SELECT * FROM sync_runs WHERE provider = ? "
-        "AND status IN ('succeeded', 'partial') ORDER BY id DESC LIMIT 1"
+    return ProviderStatus(
+        provider,
+        last_run=reads.last_run(db, provider),
+        last_success=reads.last_success(db, provider),
+        counts=reads.current_counts(db, provider),
+        interval=interval,
     )
-    counts = one(
-        "SELECT "
-        "(SELECT COUNT(*) FROM users WHERE provider = :p AND removed_at IS NULL) AS users, "
-        "(SELECT COUNT(*) FROM users WHERE provider = :p AND removed_at IS NULL "
-        "  AND status = 'enabled') AS enabled, "
-        "(SELECT COUNT(*) FROM users WHERE provider = :p AND removed_at IS NULL "
-        "  AND account_type = 'service') AS service, "
-        "(SELECT COUNT(*) FROM organizations WHERE provider = :p AND removed_at IS NULL) "
-        "  AS organizations, "
-        "(SELECT COUNT(*) FROM teams WHERE provider = :p AND removed_at IS NULL) AS teams, "
-        "(SELECT COUNT(*) FROM memberships WHERE provider = :p AND removed_at IS NULL) "
-        "  AS memberships".replace(":p", "?1")
-    )
-    return ProviderStatus(provider, last_run, last_success, counts, interval)
 
 
 def _age(seconds: float | None) -> str:

@@ -1,9 +1,9 @@
 """One provider sync, start to finish: lock, open a run, fetch, then apply or record the failure.
 
-The order is what keeps the database honest. The run row is opened before any network traffic,
-the whole snapshot is fetched with no database lock held, and only a complete fetch (whole or
-with named failed scopes) is applied, in one transaction. A fetch that fails writes nothing but
-the run row's ``failed`` status and its one-line error.
+The order is what keeps the database honest (``docs/sync-rules.md#a-run``). The run row is
+opened before any network traffic, the whole snapshot is fetched with no database lock held, and
+the run is closed in one place, in the transaction that applies the snapshot: a fetch that failed,
+or an apply that failed, leaves nothing but the run row's ``failed`` status and its one-line error.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -19,12 +18,16 @@ from loguru import logger
 from daemon import errors
 from daemon.config import Settings
 from daemon.http import HttpPolicy
-from daemon.providers import planetscale, scalr
+from daemon.providers import PROVIDERS
+from daemon.providers.base import Progress, Provider, no_progress
 from store import runs, schema
 from store.apply import apply_snapshot
 from store.lock import sync_lock
+from store.model import Snapshot
+from store.transactions import transaction
 
-PROVIDER_MODULES = {"scalr": scalr, "planetscale": planetscale}
+#: How long a sync waits for another one writing the same database before it gives up.
+LOCK_WAIT_SECONDS = 300.0
 
 
 @dataclass
@@ -44,7 +47,7 @@ class SyncOutcome:
     def summary(self) -> str:
         """One line a person reads: how it went, and what changed by kind."""
         head = (
-            f"{errors.PROVIDER_LABELS[self.provider]}: {self.status} in {self.seconds:.1f}s, "
+            f"{PROVIDERS[self.provider].label}: {self.status} in {self.seconds:.1f}s, "
             f"{self.requests} requests, {sum(self.changes.values())} changes"
         )
         if self.changes:
@@ -54,64 +57,87 @@ class SyncOutcome:
         return head
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a fetch produced: a snapshot to apply, or the one line saying why there is none."""
+
+    snapshot: Snapshot | None
+    error: str | None
+    requests: int
+
+
 def sync_provider(
     settings: Settings,
     provider: str,
     *,
     policy: HttpPolicy | None = None,
-    progress: Callable[[str], None] = lambda _: None,
-    lock_wait: float = 300.0,
+    progress: Progress = no_progress,
+    lock_wait: float = LOCK_WAIT_SECONDS,
     stop: threading.Event | None = None,
 ) -> SyncOutcome:
     """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early."""
-    module = PROVIDER_MODULES[provider]
-    provider_settings = getattr(settings, provider)
+    spec = PROVIDERS[provider]
     started = time.monotonic()
     with sync_lock(settings.db_path, wait_seconds=lock_wait):
         db = schema.connect(settings.db_path)
         try:
             closed = runs.close_stale_runs(db)
             if closed:
-                logger.warning(
-                    "closed {} run(s) left 'running' by an earlier crash as failed", closed
-                )
+                logger.warning("closed {} run(s) left 'running' by an earlier crash", closed)
             run = runs.start_run(db, provider)
-            http = module.make_http(provider_settings, policy, stop)
-            try:
-                snapshot = module.fetch_snapshot(http, provider_settings, progress)
-            except errors.ProviderError as exc:
-                return _failed(db, run, provider, str(exc), http.requests, started)
-            except Exception as exc:  # a bug must still close the run, and say so plainly
-                logger.opt(exception=exc).debug("unexpected error while fetching {}", provider)
-                message = (
-                    f"{errors.PROVIDER_LABELS[provider]}: internal error while reading "
-                    f"the response ({type(exc).__name__}); please report it"
-                )
-                return _failed(db, run, provider, message, http.requests, started)
-            finally:
-                http.close()
-            try:
-                result = apply_snapshot(db, snapshot, run, http.requests)
-            except Exception as exc:  # rolled back: record why, never leave the run 'running'
-                logger.opt(exception=exc).debug("applying the {} snapshot failed", provider)
-                message = (
-                    f"{errors.PROVIDER_LABELS[provider]}: could not record the snapshot "
-                    f"({type(exc).__name__}: {exc}); nothing was written"
-                )
-                return _failed(db, run, provider, message, http.requests, started)
-            return SyncOutcome(
-                provider,
-                run.id,
-                result.status,
-                result.error,
-                http.requests,
-                time.monotonic() - started,
-                result.changes,
-            )
+            fetched = fetch(spec, settings.providers[provider], policy, stop, progress)
+            result = record(db, run, fetched, spec.label)
         finally:
             db.close()
+    seconds = time.monotonic() - started
+    return SyncOutcome(
+        provider, run.id, result.status, result.error, fetched.requests, seconds, result.changes
+    )
 
 
-def _failed(db, run, provider, message, requests, started) -> SyncOutcome:
-    runs.fail_run(db, run, message, requests)
-    return SyncOutcome(provider, run.id, "failed", message, requests, time.monotonic() - started)
+def fetch(
+    spec: Provider,
+    provider_settings: object,
+    policy: HttpPolicy | None,
+    stop: threading.Event | None,
+    progress: Progress,
+) -> Fetched:
+    """Read the provider into a snapshot; every failure becomes one line, never an exception."""
+    http = spec.make_http(provider_settings, policy, stop)
+    try:
+        snapshot = spec.fetch_snapshot(http, provider_settings, progress)
+        http.raise_if_interrupted()  # a stop or a silent provider fails the run, not a scope
+        return Fetched(snapshot, None, http.requests)
+    except errors.ProviderError as exc:
+        return Fetched(None, str(exc), http.requests)
+    except Exception as exc:  # a bug must still close the run, and say so plainly
+        logger.opt(exception=exc).debug("unexpected error while fetching {}", spec.name)
+        message = (
+            f"{spec.label}: internal error while reading the response "
+            f"({type(exc).__name__}); please report it"
+        )
+        return Fetched(None, message, http.requests)
+    finally:
+        http.close()
+
+
+def record(db, run: runs.Run, fetched: Fetched, label: str) -> runs.RunResult:
+    """Apply the snapshot and close the run in one transaction; the one place a run is closed."""
+    with transaction(db):
+        result = _apply(db, run, fetched, label)
+        runs.finish_run(db, run, result, fetched.requests)
+    return result
+
+
+def _apply(db, run: runs.Run, fetched: Fetched, label: str) -> runs.RunResult:
+    if fetched.snapshot is None:
+        return runs.RunResult("failed", fetched.error)
+    try:
+        return apply_snapshot(db, fetched.snapshot, run)  # a savepoint: rolled back on failure
+    except Exception as exc:
+        logger.opt(exception=exc).debug("applying the {} snapshot failed", run.provider)
+        return runs.RunResult(
+            "failed",
+            f"{label}: could not record the snapshot ({type(exc).__name__}: {exc}); "
+            "nothing was written",
+        )

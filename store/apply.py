@@ -1,11 +1,11 @@
 """Apply one provider snapshot: diff it against the current state and write only what changed.
 
-The whole apply is one ``BEGIN IMMEDIATE`` transaction taken *after* the fetch finished, so the
-write lock is never held across network waits and a reader sees either the old state or the new,
-never half of a run. The diff loads the provider's current rows in one query per table, compares
+The whole apply is one transaction taken *after* the fetch finished, so the write lock is never
+held across network waits and a reader sees either the old state or the new, never half of a
+run. The diff loads the provider's current rows in one query per table, compares
 in Python dictionaries, and writes with ``executemany``: no per-row round trips.
 
-What the diff decides (CONTRACT §4):
+What the diff decides (``docs/sync-rules.md#what-a-change-implies``):
 * new key → ``*_added`` plus a current row and, for users and memberships, a version row;
 * a removed key that comes back → ``*_added`` again, ``removed_at`` cleared, ``first_seen_at`` kept;
 * a tracked value that differs (``None``-safe) → one change row per column and a new version;
@@ -16,13 +16,14 @@ The first run of a provider that applies anything is its baseline: rows and vers
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import sqlite_utils
 
 from store import runs
 from store.model import Membership, MembershipScope, Organization, Snapshot, Team, User
 from store.schema import TABLES
+from store.transactions import transaction
 
 USER_TRACKED = (
     "email",
@@ -35,55 +36,28 @@ USER_TRACKED = (
 )
 USER_CHANGE_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in_changed"}
 TEAM_TRACKED = ("organization_id", "name", "slug", "description")
-CHANGE_COLUMNS = (
-    "run_id",
-    "provider",
-    "observed_at",
-    "kind",
-    "user_id",
-    "email",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "field",
-    "old_value",
-    "new_value",
-)
+#: The columns a change row is written with, in schema order (``id`` is assigned by SQLite).
+CHANGE_COLUMNS = tuple(column for column in TABLES["changes"]["columns"] if column != "id")
 KIND = CHANGE_COLUMNS.index("kind")
 
 
-@dataclass
-class ApplyResult:
-    status: str
-    changes: Counter
-    error: str | None
+def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run) -> runs.RunResult:
+    """Diff ``snapshot`` against the database and write what changed, stamped as ``run``.
 
-    @property
-    def change_count(self) -> int:
-        return sum(self.changes.values())
-
-
-def apply_snapshot(
-    db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run, requests: int
-) -> ApplyResult:
-    """Diff ``snapshot`` against the database and record the result as ``run``."""
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    One transaction (a savepoint when the caller already holds one, as the sync does so that
+    the run row closes in the same commit).
+    """
+    with transaction(db):
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
         diff = _Diff(db, snapshot, run, baseline)
         diff.compute()
         diff.write()
-        status = "partial" if snapshot.partial else "succeeded"
-        error = "; ".join(f"{f.scope}: {f.error}" for f in snapshot.failures) or None
-        runs.finish_run(db, run, status, error, requests, len(diff.change_rows))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    counts = Counter(row[KIND] for row in diff.change_rows)
-    return ApplyResult(status=status, changes=counts, error=error)
+    error = "; ".join(f"{f.scope}: {f.error}" for f in snapshot.failures) or None
+    return runs.RunResult(
+        status="partial" if snapshot.partial else "succeeded",
+        error=error,
+        changes=Counter(row[KIND] for row in diff.change_rows),
+    )
 
 
 def _differs(old, new) -> bool:
@@ -285,7 +259,7 @@ class _Diff:
             self.closed_user_versions.append((self.stamp, self.snap.provider, user.id))
             self._open_user_version(user)
             if "status" in changed and "provider_status" in changed:
-                changed.remove("provider_status")  # one status_changed row says it (CONTRACT §4)
+                changed.remove("provider_status")  # one status_changed row says both
             for column in changed:
                 self._change(
                     USER_CHANGE_KIND.get(column, "user_updated"),

@@ -8,11 +8,13 @@ increasing per database, because every version row a run writes is stamped with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
 from store import timestamps
+from store.transactions import transaction
 
 STALE_RUN_ERROR = "interrupted: the process stopped before this run finished"
 
@@ -24,9 +26,18 @@ class Run:
     started_at: str
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: its status, its one-line error, and its change rows counted by kind."""
+
+    status: str  # succeeded | partial | failed
+    error: str | None = None
+    changes: Counter = field(default_factory=Counter)
+
+
 def close_stale_runs(db: sqlite_utils.Database) -> int:
     """Close every ``running`` row as failed; call only while holding the sync lock."""
-    with db.atomic():
+    with transaction(db):
         cursor = db.execute(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?, "
             "error = COALESCE(error, ?) WHERE status = 'running'",
@@ -36,7 +47,7 @@ def close_stale_runs(db: sqlite_utils.Database) -> int:
 
 
 def start_run(db: sqlite_utils.Database, provider: str) -> Run:
-    with db.atomic():
+    with transaction(db):
         stamp = timestamps.now()
         (latest,) = db.execute("SELECT MAX(started_at) FROM sync_runs").fetchone()
         if latest is not None and stamp <= latest:
@@ -49,30 +60,25 @@ def start_run(db: sqlite_utils.Database, provider: str) -> Run:
     return Run(id=cursor.lastrowid, provider=provider, started_at=stamp)
 
 
-def fail_run(db: sqlite_utils.Database, run: Run, error: str, requests: int) -> None:
-    """Record a run whose fetch failed: the run row is the only thing it may touch."""
-    with db.atomic():
+def finish_run(db: sqlite_utils.Database, run: Run, result: RunResult, requests: int) -> None:
+    """Close ``run`` with its result: the one writer of a finished run row.
+
+    Called inside the transaction that applied the run's rows (or, for a failed run, wrote
+    nothing else), so the rows and the run's status commit together or not at all.
+    """
+    with transaction(db):
         db.execute(
-            "UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ?, requests = ?, "
-            "changes = 0 WHERE id = ?",
-            [timestamps.now(), error, requests, run.id],
+            "UPDATE sync_runs SET status = ?, finished_at = ?, error = ?, requests = ?, "
+            "changes = ? WHERE id = ?",
+            [
+                result.status,
+                timestamps.now(),
+                result.error,
+                requests,
+                sum(result.changes.values()),
+                run.id,
+            ],
         )
-
-
-def finish_run(
-    db: sqlite_utils.Database,
-    run: Run,
-    status: str,
-    error: str | None,
-    requests: int,
-    changes: int,
-) -> None:
-    """Close a run that applied a snapshot; called inside the apply transaction."""
-    db.execute(
-        "UPDATE sync_runs SET status = ?, finished_at = ?, error = ?, requests = ?, changes = ? "
-        "WHERE id = ?",
-        [status, timestamps.now(), error, requests, changes, run.id],
-    )
 
 
 def has_applied_before(db: sqlite_utils.Database, provider: str, run: Run) -> bool:

@@ -1,4 +1,4 @@
-"""The public schema (CONTRACT §4), declared once and created through sqlite-utils migrations.
+"""The public schema, declared once and created through sqlite-utils migrations.
 
 Auditors query these tables directly, so the shape is a promise: a new column or table is a new
 migration appended below, never an edit of an old one. ``tests/test_schema.py`` pins the result.

@@ -50,18 +50,18 @@ def test_env_file_given_explicitly_is_read(tmp_path):
         f"SCALR_API_TOKEN={SCALR_TOKEN}\nSCALR_ACCOUNT=acme\nACCESSTRAIL_SYNC_INTERVAL=1h\n",
     )
     settings = load({}, env_file=env_file)
-    assert settings.scalr is not None
-    assert settings.scalr.token.reveal() == SCALR_TOKEN
-    assert settings.scalr.origin == "https://acme.scalr.io"
+    assert settings.providers["scalr"] is not None
+    assert settings.providers["scalr"].token.reveal() == SCALR_TOKEN
+    assert settings.providers["scalr"].origin == "https://acme.scalr.io"
     assert settings.interval("scalr") == 3600
 
 
 def test_dotenv_in_working_directory_is_read_by_default(tmp_path):
     write(tmp_path / ".env", f"PLANETSCALE_SERVICE_TOKEN={PS_TOKEN}\nACCESSTRAIL_LOG_LEVEL=debug\n")
     settings = load({})
-    assert settings.planetscale is not None
-    assert settings.planetscale.token_id == PS_ID
-    assert settings.planetscale.token.reveal() == PS_VALUE
+    assert settings.providers["planetscale"] is not None
+    assert settings.providers["planetscale"].token_id == PS_ID
+    assert settings.providers["planetscale"].token.reveal() == PS_VALUE
     assert settings.log_level == "DEBUG"
 
 
@@ -85,9 +85,11 @@ def test_real_environment_wins_over_env_file(tmp_path):
         "ACCESSTRAIL_DB=/tmp/from-file.db\nACCESSTRAIL_PORT=9000\n",
     )
     settings = load({"SCALR_ACCOUNT": "envacct", "ACCESSTRAIL_PORT": "9100"}, env_file=env_file)
-    assert settings.scalr.account == "envacct"
-    assert settings.scalr.origin == "https://envacct.scalr.io"
-    assert settings.scalr.token.reveal() == "from-file-token"  # only in the file: still read
+    assert settings.providers["scalr"].account == "envacct"
+    assert settings.providers["scalr"].origin == "https://envacct.scalr.io"
+    assert (
+        settings.providers["scalr"].token.reveal() == "from-file-token"
+    )  # only in the file: still read
     assert settings.db_path == Path("/tmp/from-file.db")
     assert settings.port == 9100
 
@@ -98,29 +100,29 @@ def test_real_environment_wins_over_env_file(tmp_path):
 def test_scalr_token_file_from_environment_is_read_and_stripped(tmp_path):
     secret = write(tmp_path / "scalr_token", f"  \n{SCALR_TOKEN}\t \n")
     settings = load({"SCALR_API_TOKEN_FILE": str(secret), "SCALR_ACCOUNT": "acme"})
-    assert settings.scalr.token.reveal() == SCALR_TOKEN
+    assert settings.providers["scalr"].token.reveal() == SCALR_TOKEN
 
 
 def test_scalr_token_file_named_in_env_file_is_read(tmp_path):
     secret = write(tmp_path / "scalr_token", SCALR_TOKEN + "\n")
     env_file = write(tmp_path / "x.env", f"SCALR_API_TOKEN_FILE={secret}\nSCALR_ACCOUNT=acme\n")
     settings = load({}, env_file=env_file)
-    assert settings.scalr.token.reveal() == SCALR_TOKEN
+    assert settings.providers["scalr"].token.reveal() == SCALR_TOKEN
 
 
 def test_planetscale_token_file_from_environment_is_read_and_stripped(tmp_path):
     secret = write(tmp_path / "ps_token", f"\n {PS_TOKEN} \n\n")
     settings = load({"PLANETSCALE_SERVICE_TOKEN_FILE": str(secret)})
-    assert settings.planetscale.token_id == PS_ID
-    assert settings.planetscale.token.reveal() == PS_VALUE
+    assert settings.providers["planetscale"].token_id == PS_ID
+    assert settings.providers["planetscale"].token.reveal() == PS_VALUE
 
 
 def test_planetscale_token_file_named_in_default_dotenv_is_read(tmp_path):
     secret = write(tmp_path / "ps_token", PS_TOKEN + "\n")
     write(tmp_path / ".env", f"PLANETSCALE_SERVICE_TOKEN_FILE={secret}\n")
     settings = load({})
-    assert settings.planetscale.token_id == PS_ID
-    assert settings.planetscale.token.reveal() == PS_VALUE
+    assert settings.providers["planetscale"].token_id == PS_ID
+    assert settings.providers["planetscale"].token.reveal() == PS_VALUE
 
 
 @pytest.mark.parametrize(
@@ -185,8 +187,7 @@ def test_empty_secret_file_is_a_config_error(tmp_path):
 )
 def test_scalr_base_url_accepted_forms(url, origin):
     settings = load({**SCALR_MIN, "SCALR_BASE_URL": url})
-    assert settings.scalr.origin == origin
-    assert settings.scalr.api_root == origin + "/api/iacp/v3"
+    assert settings.providers["scalr"].origin == origin
 
 
 @pytest.mark.parametrize(
@@ -224,12 +225,11 @@ def test_scalr_base_url_refused_forms(url):
 )
 def test_planetscale_api_url_accepted_forms(url, origin):
     settings = load({**PS_MIN, "PLANETSCALE_API_URL": url})
-    assert settings.planetscale.origin == origin
-    assert settings.planetscale.api_root == origin + "/v1"
+    assert settings.providers["planetscale"].origin == origin
 
 
 def test_planetscale_api_url_defaults_to_the_public_api():
-    assert load(PS_MIN).planetscale.origin == "https://api.planetscale.com"
+    assert load(PS_MIN).providers["planetscale"].origin == "https://api.planetscale.com"
 
 
 @pytest.mark.parametrize(
@@ -268,7 +268,7 @@ def test_url_error_never_repeats_a_password_embedded_in_the_url(url):
 
 def test_scalr_account_alone_gives_the_saas_origin():
     settings = load({"SCALR_API_TOKEN": SCALR_TOKEN, "SCALR_ACCOUNT": "Acme-Corp"})
-    assert settings.scalr.origin == "https://acme-corp.scalr.io"
+    assert settings.providers["scalr"].origin == "https://acme-corp.scalr.io"
 
 
 def test_scalr_token_without_account_or_base_url_is_a_config_error():
@@ -340,8 +340,8 @@ def test_planetscale_token_must_be_id_colon_value(token):
 
 def test_planetscale_token_is_split_into_id_and_value():
     settings = load({"PLANETSCALE_SERVICE_TOKEN": "abc:def:ghi"})
-    assert settings.planetscale.token_id == "abc"
-    assert settings.planetscale.token.reveal() == "def:ghi"
+    assert settings.providers["planetscale"].token_id == "abc"
+    assert settings.providers["planetscale"].token.reveal() == "def:ghi"
 
 
 @pytest.mark.parametrize("budget", ["0", "-5", "lots", "1.5"])
@@ -410,7 +410,7 @@ def test_no_credentials_no_providers():
         }
     )
     assert settings.enabled_providers == []
-    assert settings.scalr is None and settings.planetscale is None
+    assert settings.providers == {}
 
 
 def test_empty_token_counts_as_unset():
@@ -428,7 +428,12 @@ def test_each_provider_enabled_by_its_own_credentials():
 
 def test_settings_repr_hides_both_tokens():
     settings = load({**SCALR_MIN, **PS_MIN})
-    text = repr(settings) + str(settings) + repr(settings.scalr) + repr(settings.planetscale)
+    text = (
+        repr(settings)
+        + str(settings)
+        + repr(settings.providers["scalr"])
+        + repr(settings.providers["planetscale"])
+    )
     assert SCALR_TOKEN not in text
     assert PS_VALUE not in text
 

@@ -596,7 +596,7 @@ def test_paging_stops_at_the_page_cap(db_path, scalr_world):
             ),
         )
     settings = settings_for(db_path, scalr=scalr_world)
-    http = scalr.make_http(settings.scalr, FAST_POLICY)
+    http = scalr.make_http(settings.providers["scalr"], FAST_POLICY)
     try:
         pages = paging.iterate_pages(
             http,
@@ -747,14 +747,16 @@ def test_planetscale_client_stays_under_the_simulator_rate_limit(db_path):
     with PlanetScaleSimulator(small_ps_state(teams=63, members=3), rate_limit_per_minute=60) as sim:
         sim.clock = fast_clock
         settings = load_settings(environ=planetscale_env(sim, per_minute=50), db_override=db_path)
-        assert settings.planetscale.requests_per_minute == 50
-        http = planetscale.make_http(settings.planetscale, FAST_POLICY)
+        assert settings.providers["planetscale"].requests_per_minute == 50
+        http = planetscale.make_http(settings.providers["planetscale"], FAST_POLICY)
         assert http.limiter is not None and http.limiter.rate == pytest.approx(50 / 60)
         http.limiter = RateLimiter(
-            settings.planetscale.requests_per_minute, clock=fast_clock, sleep=fast_sleep
+            settings.providers["planetscale"].requests_per_minute,
+            clock=fast_clock,
+            sleep=fast_sleep,
         )
         try:
-            snapshot = planetscale.fetch_snapshot(http, settings.planetscale)
+            snapshot = planetscale.PROVIDER.fetch_snapshot(http, settings.providers["planetscale"])
         finally:
             http.close()
         assert sim.rate_limited_count == 0

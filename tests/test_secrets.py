@@ -328,14 +328,14 @@ def test_settings_repr_shows_no_token(tmp_path):
             "PLANETSCALE_SERVICE_TOKEN": f"{PS_TOKEN_ID}:{PS_TOKEN_VALUE}",
         }
     )
-    assert settings.scalr.token.reveal() == SCALR_TOKEN
+    assert settings.providers["scalr"].token.reveal() == SCALR_TOKEN
     for text in (
         repr(settings),
         str(settings),
-        repr(settings.scalr),
-        repr(settings.planetscale),
-        f"{settings.scalr.token}",
-        f"{settings.planetscale.token!r}",
+        repr(settings.providers["scalr"]),
+        repr(settings.providers["planetscale"]),
+        f"{settings.providers['scalr'].token}",
+        f"{settings.providers['planetscale'].token!r}",
     ):
         assert SCALR_TOKEN not in text
         assert PS_TOKEN_VALUE not in text
@@ -351,6 +351,6 @@ def test_settings_repr_shows_no_token_read_from_files(tmp_path):
             "PLANETSCALE_SERVICE_TOKEN_FILE": str(tmp_path / "ps"),
         }
     )
-    assert settings.planetscale.token.reveal() == PS_TOKEN_VALUE
+    assert settings.providers["planetscale"].token.reveal() == PS_TOKEN_VALUE
     assert SCALR_TOKEN not in repr(settings)
     assert PS_TOKEN_VALUE not in repr(settings)

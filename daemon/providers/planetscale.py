@@ -1,43 +1,83 @@
-"""Read every PlanetScale organisation a service token reaches into a Snapshot.
+"""PlanetScale: every organisation a service token reaches, read into a Snapshot.
 
-Only the GETs of CONTRACT §6 under ``<origin>/v1``, with ``Authorization: <id>:<token>`` (no
-``Bearer``), paged with ``page``/``per_page=100`` until ``next_page`` is null; the next URL is
-rebuilt from the configured origin, never taken from ``next_page_url``.
+Only read-only GETs under ``<origin>/v1``, with ``Authorization: <id>:<token>`` (no ``Bearer``),
+paged with ``page``/``per_page=100`` until ``next_page`` is null; the next URL is rebuilt from
+the configured origin, never taken from ``next_page_url``.
 
 The organisation listing is the run. Each organisation's members, its teams, and each team's
 members are scopes: a failure there (a 404 when the token lacks ``read_organization`` on that
 organisation, an outage that outlasted the retries) keeps that scope's last known state and makes
-the run partial. Team member lists are read concurrently, within a client-side request budget
-below PlanetScale's documented 600 requests a minute.
+the run partial (``docs/sync-rules.md#scopes``). Team member lists are read concurrently, within
+a client-side request budget below PlanetScale's documented 600 requests a minute.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from daemon import errors
-from daemon.config import PlanetScaleSettings
+from daemon.env import ConfigError, EnvValues, Secret, checked_origin
 from daemon.http import HttpPolicy, ProviderHTTP, RateLimiter
 from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
-from store.model import (
-    Membership,
-    MembershipScope,
-    Organization,
-    ScopeFailure,
-    Snapshot,
-    Team,
-    User,
-)
+from daemon.providers.base import Progress, Provider
+from daemon.providers.scopes import Scope, SnapshotBuilder
+from store.model import Membership, MembershipScope, Organization, Team, User
 
-PROVIDER = "planetscale"
+NAME = "planetscale"
+LABEL = "PlanetScale"
+DEFAULT_API_URL = "https://api.planetscale.com"
 API = "/v1"
 PER_PAGE = 100
 TEAM_MEMBER_WORKERS = 4
+# 10% under PlanetScale's published 600 requests a minute, so clock skew never trips it.
+DEFAULT_REQUESTS_PER_MINUTE = 540
+# Below this, waiting for the client-side limiter would eat into each request's deadline.
+MIN_REQUESTS_PER_MINUTE = 30
 
-Progress = Callable[[str], None]
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanetScaleSettings:
+    token_id: str
+    token: Secret
+    origin: str
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+
+
+def read_settings(values: EnvValues) -> PlanetScaleSettings | None:
+    """``PLANETSCALE_SERVICE_TOKEN`` (``<id>:<value>``) enables PlanetScale."""
+    token = values.secret("PLANETSCALE_SERVICE_TOKEN")
+    if token is None:
+        return None
+    token_id, colon, token_value = token.reveal().partition(":")
+    if not colon or not token_id or not token_value or re.search(r"\s", token.reveal()):
+        raise ConfigError(
+            "PLANETSCALE_SERVICE_TOKEN",
+            "expected '<token-id>:<token-value>': the service token's id, a colon, then the "
+            "token itself",
+        )
+    origin = checked_origin(
+        "PLANETSCALE_API_URL", values.get("PLANETSCALE_API_URL", DEFAULT_API_URL), allowed_path=API
+    )
+    raw_budget = values.get("PLANETSCALE_REQUESTS_PER_MINUTE", str(DEFAULT_REQUESTS_PER_MINUTE))
+    if not raw_budget.isdigit() or int(raw_budget) < MIN_REQUESTS_PER_MINUTE:
+        raise ConfigError(
+            "PLANETSCALE_REQUESTS_PER_MINUTE",
+            f"must be a whole number of at least {MIN_REQUESTS_PER_MINUTE}",
+        )
+    return PlanetScaleSettings(
+        token_id=token_id,
+        token=Secret(token_value),
+        origin=origin,
+        requests_per_minute=int(raw_budget),
+    )
 
 
 def make_http(
@@ -46,7 +86,7 @@ def make_http(
     stop: threading.Event | None = None,
 ) -> ProviderHTTP:
     return ProviderHTTP(
-        PROVIDER,
+        LABEL,
         settings.origin,
         {
             "Authorization": f"{settings.token_id}:{settings.token.reveal()}",
@@ -72,10 +112,10 @@ def describe_error(response) -> str | None:
 
 def _read_page(document: dict, path: str) -> Page:
     return Page(
-        items=expect_list(document, "data", PROVIDER, path),
-        next_page=optional_int(document.get("next_page"), PROVIDER, path, "next_page"),
-        total_pages=optional_int(document.get("total_pages"), PROVIDER, path, "total_pages"),
-        total_count=optional_int(document.get("total_count"), PROVIDER, path, "total_count"),
+        items=expect_list(document, "data", LABEL, path),
+        next_page=optional_int(document.get("next_page"), LABEL, path, "next_page"),
+        total_pages=optional_int(document.get("total_pages"), LABEL, path, "total_pages"),
+        total_count=optional_int(document.get("total_count"), LABEL, path, "total_count"),
     )
 
 
@@ -118,24 +158,24 @@ def user_from_member(item: dict, path: str) -> User:
     two_factor = user.get("two_factor_auth_configured")
     if two_factor is not None and not isinstance(two_factor, bool):
         raise errors.BadResponse(
-            PROVIDER, "sent a non-boolean 'two_factor_auth_configured'", path=path
+            LABEL, "sent a non-boolean 'two_factor_auth_configured'", path=path
         )
     return User(
         id=_user_id(item, path),
-        email=text(user, "email", PROVIDER, path),
-        name=text(user, "name", PROVIDER, path) or text(user, "display_name", PROVIDER, path),
+        email=text(user, "email", LABEL, path),
+        name=text(user, "name", LABEL, path) or text(user, "display_name", LABEL, path),
         account_type="human",
         status="enabled",
         provider_status=None,
         last_sign_in_at=None,
         mfa_enabled=None if two_factor is None else int(two_factor),
-        created_at=timestamp(user.get("created_at"), PROVIDER, path),
+        created_at=timestamp(user.get("created_at"), LABEL, path),
     )
 
 
 def organization_from_item(item: dict) -> Organization:
     path = f"{API}/organizations"
-    return Organization(id=_id(item, path), name=text(item, "name", PROVIDER, path, required=True))
+    return Organization(id=_id(item, path), name=text(item, "name", LABEL, path, required=True))
 
 
 def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
@@ -143,13 +183,13 @@ def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
     return Team(
         id=_id(item, path),
         organization_id=organization_id,
-        name=text(item, "name", PROVIDER, path),
-        slug=text(item, "slug", PROVIDER, path, required=True),
-        description=text(item, "description", PROVIDER, path),
+        name=text(item, "name", LABEL, path),
+        slug=text(item, "slug", LABEL, path, required=True),
+        description=text(item, "description", LABEL, path),
     )
 
 
-def _role(item: dict, org_name: str) -> str:
+def member_role(item: dict, org_name: str) -> str:
     """The org role word as PlanetScale sends it; unknown words (``analyst``, …) are kept.
 
     A missing role is an error rather than a guess: recording "member" for someone who is
@@ -158,7 +198,7 @@ def _role(item: dict, org_name: str) -> str:
     role = item.get("role")
     if not isinstance(role, str) or not role:
         raise errors.BadResponse(
-            PROVIDER, "listed a member without a role", path=f"{_org_path(org_name)}/members"
+            LABEL, "listed a member without a role", path=f"{_org_path(org_name)}/members"
         )
     return role
 
@@ -166,76 +206,113 @@ def _role(item: dict, org_name: str) -> str:
 def _user_id(item: dict, path: str) -> str:
     user = item.get("user")
     if not isinstance(user, dict):
-        raise errors.BadResponse(PROVIDER, "listed a member without its user", path=path)
+        raise errors.BadResponse(LABEL, "listed a member without its user", path=path)
     return _id(user, path)
 
 
 def _id(item: dict, path: str) -> str:
-    return text(item, "id", PROVIDER, path, required=True)
+    return text(item, "id", LABEL, path, required=True)
 
 
 # -- assemble ----------------------------------------------------------------------------------
 
 
-def fetch_snapshot(
-    http: ProviderHTTP, settings: PlanetScaleSettings, progress: Progress = lambda _: None
-) -> Snapshot:
-    snapshot = Snapshot(provider=PROVIDER)
-    snapshot.organizations = [organization_from_item(item) for item in fetch_organizations(http)]
-    users: dict[str, User] = {}
-    memberships: list[Membership] = []
-    team_jobs: list[tuple[Organization, Team]] = []
-
-    for org in snapshot.organizations:
-        members: list = []
-        try:
-            path = f"{_org_path(org.name)}/members"
-            members = [
-                (user_from_member(item, path), _role(item, org.name))
-                for item in fetch_members(http, org.name)
-            ]
-        except errors.ProviderError as exc:
-            snapshot.failures.append(ScopeFailure(f"organization {org.name} members", str(exc)))
-        else:
-            for user, role in members:
-                users[user.id] = user
-                memberships.append(Membership("organization", org.id, user.id, role))
-            snapshot.membership_scopes.append(MembershipScope("organization", org.id))
-        try:
-            teams = [team_from_item(item, org.name, org.id) for item in fetch_teams(http, org.name)]
-        except errors.ProviderError as exc:
-            snapshot.failures.append(ScopeFailure(f"organization {org.name} teams", str(exc)))
-            continue
-        snapshot.teams.extend(teams)
-        snapshot.team_scopes.add(org.id)
-        team_jobs.extend((org, team) for team in teams)
-        progress(f"planetscale: {org.name}: {len(members)} members, {len(teams)} teams")
-
-    def read_team(job: tuple[Organization, Team]) -> list[User]:
-        org, team = job
-        path = f"{_org_path(org.name)}/teams/{team.slug}/members"
-        return [
-            user_from_member(item, path) for item in fetch_team_members(http, org.name, team.slug)
+def read(
+    http: ProviderHTTP, settings: PlanetScaleSettings, builder: SnapshotBuilder, progress: Progress
+) -> None:
+    """Organisations, then each one's members and teams, then every team's members."""
+    with builder.scope("organizations", required=True) as listing:
+        organizations = [
+            listing.add(organization_from_item(item)) for item in fetch_organizations(http)
         ]
+    teams_read: list[tuple[Organization, Team]] = []
+    for org in organizations:
+        members = _read_members(http, builder, org)
+        teams = _read_teams(http, builder, org)
+        progress(f"planetscale: {org.name}: {members} members, {len(teams)} teams")
+        teams_read.extend((org, team) for team in teams)
+    team_scopes = [
+        (
+            org,
+            team,
+            builder.scope(
+                f"organization {org.name} team {team.slug} members",
+                memberships=[MembershipScope("team", team.id)],
+            ),
+        )
+        for org, team in teams_read
+    ]
+
+    def read_team(job: tuple[Organization, Team, Scope]) -> None:
+        org, team, scope = job
+        path = f"{_org_path(org.name)}/teams/{team.slug}/members"
+        with scope:
+            for item in fetch_team_members(http, org.name or org.id, team.slug or team.id):
+                user = scope.add(user_from_member(item, path))
+                scope.add(Membership("team", team.id, user.id, "member"))
 
     with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
-        futures = [(job, pool.submit(read_team, job)) for job in team_jobs]
-        for (org, team), future in futures:
-            try:
-                team_users = future.result()
-            except errors.ProviderError as exc:
-                snapshot.failures.append(
-                    ScopeFailure(
-                        f"organization {org.name} team {team.slug or team.id} members", str(exc)
-                    )
-                )
-                continue
-            for user in team_users:
-                users.setdefault(user.id, user)
-                memberships.append(Membership("team", team.id, user.id, "member"))
-            snapshot.membership_scopes.append(MembershipScope("team", team.id))
+        for future in [pool.submit(read_team, job) for job in team_scopes]:
+            future.result()  # a stop or a bug ends the fetch; a scope's own failure is recorded
 
-    http.raise_if_interrupted()  # provider-wide, not one scope's failure
-    snapshot.users = list(users.values())
-    snapshot.memberships = memberships
-    return snapshot
+
+def _read_members(http: ProviderHTTP, builder: SnapshotBuilder, org: Organization) -> int:
+    """The organisation's members and their org roles; returns how many were read."""
+    name = org.name or org.id
+    path = f"{_org_path(name)}/members"
+    covers = [MembershipScope("organization", org.id)]
+    count = 0
+    with builder.scope(f"organization {name} members", memberships=covers) as listing:
+        for item in fetch_members(http, name):
+            user = listing.add(user_from_member(item, path))
+            listing.add(Membership("organization", org.id, user.id, member_role(item, name)))
+            count += 1
+    return count
+
+
+def _read_teams(http: ProviderHTTP, builder: SnapshotBuilder, org: Organization) -> list[Team]:
+    """The organisation's teams; none when the listing failed (it is then a failed scope)."""
+    name = org.name or org.id
+    teams: list[Team] = []
+    with builder.scope(f"organization {name} teams", teams_of=[org.id]) as listing:
+        teams = [
+            listing.add(team_from_item(item, name, org.id)) for item in fetch_teams(http, name)
+        ]
+    return teams
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def probe(http: ProviderHTTP, settings: PlanetScaleSettings) -> str:
+    """List organisations, then prove the token can read each one's members.
+
+    Listing organisations needs no grant; reading members needs ``read_organization``, which
+    every sync needs. A 404 there is PlanetScale's way of saying the grant is missing.
+    """
+    path = f"{API}/organizations"
+    document = http.get_json(path, {"page": 1, "per_page": PER_PAGE})
+    names = [str(org.get("name")) for org in expect_list(document, "data", LABEL, path)]
+    for name in names:
+        try:
+            http.get_json(f"{_org_path(name)}/members", {"page": 1, "per_page": 1})
+        except errors.NotFound:
+            raise errors.CredentialsRefused(
+                LABEL,
+                f"the service token cannot read the members of {name}",
+                hint="grant the token the read_organization access on that organisation",
+            ) from None
+    more = " and more" if document.get("next_page") else ""
+    return f"{len(names)} organisation(s) readable at {settings.origin}: {', '.join(names)}{more}"
+
+
+PROVIDER = Provider(
+    name=NAME,
+    label=LABEL,
+    env_prefix="PLANETSCALE",
+    token_variable="PLANETSCALE_SERVICE_TOKEN",
+    read_settings=read_settings,
+    make_http=make_http,
+    read=read,
+    probe=probe,
+)

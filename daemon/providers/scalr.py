@@ -1,49 +1,79 @@
-"""Read one Scalr account's users, service accounts and teams into a Snapshot.
+"""Scalr: one account's users, service accounts and teams, read into a Snapshot.
 
-Only the GETs of CONTRACT §6, all under ``<origin>/api/iacp/v3``, JSON:API, paged with
-``page[number]``/``page[size]=100`` until ``meta.pagination.next-page`` is null. The ``fetch_*``
-generators yield raw JSON:API resources; the ``*_from_*`` functions normalise them; and
-``fetch_snapshot`` assembles the lot with its scopes (see ``store.model.Snapshot``).
+Only read-only GETs under ``<origin>/api/iacp/v3``, JSON:API, paged with ``page[number]`` and
+``page[size]=100`` until ``meta.pagination.next-page`` is null. The ``fetch_*`` generators yield
+raw JSON:API resources; the ``*_from_*`` functions normalise them; and ``read`` declares each
+listing as a scope (``daemon/providers/scopes.py``).
 
-The account-users listing *is* the run: without it nobody's status is known, so its failure
-fails the run. Service accounts and teams are scopes: when one fails its rows are kept as they
-were and the run is partial.
+The account and its account-users listing *are* the run: without them nobody's status is known,
+so their failure fails the run. Service accounts and teams are scopes: when one fails its rows
+are kept as they were and the run is partial (``docs/sync-rules.md#scopes``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from loguru import logger
 
 from daemon import errors
-from daemon.config import ScalrSettings
+from daemon.env import ConfigError, EnvValues, Secret, checked_origin
 from daemon.http import HttpPolicy, ProviderHTTP
 from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
-from store.model import (
-    Membership,
-    MembershipScope,
-    Organization,
-    ScopeFailure,
-    Snapshot,
-    Team,
-    User,
-)
+from daemon.providers.base import Progress, Provider
+from daemon.providers.scopes import SnapshotBuilder
+from store.model import Membership, MembershipScope, Organization, Team, User
 
-PROVIDER = "scalr"
+NAME = "scalr"
+LABEL = "Scalr"
 API = "/api/iacp/v3"
 PAGE_SIZE = 100
 STATUS_MAP = {"Active": "enabled", "Pending": "enabled", "Inactive": "disabled"}
+_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 
-Progress = Callable[[str], None]
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalrSettings:
+    account: str | None
+    token: Secret
+    origin: str  # scheme://host[:port], no path
+
+
+def read_settings(values: EnvValues) -> ScalrSettings | None:
+    """``SCALR_API_TOKEN`` enables Scalr; ``SCALR_ACCOUNT`` or ``SCALR_BASE_URL`` says where."""
+    token = values.secret("SCALR_API_TOKEN")
+    if token is None:
+        return None
+    account = values.get("SCALR_ACCOUNT")
+    base_url = values.get("SCALR_BASE_URL")
+    if account is not None and not _SUBDOMAIN.match(account):
+        raise ConfigError(
+            "SCALR_ACCOUNT",
+            "must be the account's subdomain, such as 'acme' for https://acme.scalr.io",
+        )
+    if base_url is not None:
+        origin = checked_origin("SCALR_BASE_URL", base_url, allowed_path=API)
+    elif account is not None:
+        origin = f"https://{account.lower()}.scalr.io"
+    else:
+        raise ConfigError(
+            "SCALR_ACCOUNT",
+            "required when SCALR_API_TOKEN is set (or set SCALR_BASE_URL for a self-hosted Scalr)",
+        )
+    return ScalrSettings(account=account, token=token, origin=origin)
 
 
 def make_http(
     settings: ScalrSettings, policy: HttpPolicy | None = None, stop: threading.Event | None = None
 ) -> ProviderHTTP:
     return ProviderHTTP(
-        PROVIDER,
+        LABEL,
         settings.origin,
         {
             "Authorization": f"Bearer {settings.token.reveal()}",
@@ -68,15 +98,15 @@ def describe_error(response) -> str | None:
 
 
 def _read_page(document: dict, path: str) -> Page:
-    items = expect_list(document, "data", PROVIDER, path)
+    items = expect_list(document, "data", LABEL, path)
     meta = document.get("meta")
     pagination = meta.get("pagination") if isinstance(meta, dict) else None
     pagination = pagination if isinstance(pagination, dict) else {}
     return Page(
         items=items,
-        next_page=optional_int(pagination.get("next-page"), PROVIDER, path, "next-page"),
-        total_pages=optional_int(pagination.get("total-pages"), PROVIDER, path, "total-pages"),
-        total_count=optional_int(pagination.get("total-count"), PROVIDER, path, "total-count"),
+        next_page=optional_int(pagination.get("next-page"), LABEL, path, "next-page"),
+        total_pages=optional_int(pagination.get("total-pages"), LABEL, path, "total-pages"),
+        total_count=optional_int(pagination.get("total-count"), LABEL, path, "total-count"),
         document=document,
     )
 
@@ -97,29 +127,29 @@ def _pages(
 def fetch_account(http: ProviderHTTP, account_name: str | None) -> dict:
     """The ``accounts`` resource for the configured subdomain.
 
-    When the name finds nothing and the token sees exactly one account, that one (CONTRACT §6):
+    When the name finds nothing and the token sees exactly one account, that one:
     self-hosted installations may name their account differently from their host.
     """
     path = f"{API}/accounts"
     if account_name:
         document = http.get_json(path, {"filter[name]": account_name.lower()})
-        found = expect_list(document, "data", PROVIDER, path)
+        found = expect_list(document, "data", LABEL, path)
         if len(found) == 1:
             return found[0]
         if found:
             raise errors.ProviderError(
-                PROVIDER,
+                LABEL,
                 f"{len(found)} accounts are named '{account_name}'",
                 path=path,
                 hint="check SCALR_ACCOUNT",
             )
     document = http.get_json(path, {"page[size]": PAGE_SIZE})
-    visible = expect_list(document, "data", PROVIDER, path)
+    visible = expect_list(document, "data", LABEL, path)
     if len(visible) == 1 and _read_page(document, path).next_page is None:
         return visible[0]
     wanted = f"an account named '{account_name}'" if account_name else "exactly one account"
     raise errors.ProviderError(
-        PROVIDER,
+        LABEL,
         f"the token does not see {wanted}",
         path=path,
         hint="check SCALR_ACCOUNT and that the token belongs to that account",
@@ -133,7 +163,7 @@ def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[d
     def user_id(item: dict) -> str:
         ident = _relation_id(item, "user")
         if ident is None:
-            raise errors.BadResponse(PROVIDER, "listed an account user without its user", path=path)
+            raise errors.BadResponse(LABEL, "listed an account user without its user", path=path)
         return ident
 
     for page in _pages(
@@ -148,7 +178,7 @@ def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[d
             user = included.get(("users", user_id(item)))
             if user is None:
                 raise errors.BadResponse(
-                    PROVIDER, "listed an account user without its included user", path=path
+                    LABEL, "listed an account user without its included user", path=path
                 )
             yield item, user
 
@@ -174,34 +204,34 @@ def user_from_account_user(account_user: dict, user: dict) -> User:
     path = f"{API}/account-users"
     attributes = _attributes(account_user)
     user_attributes = _attributes(user)
-    provider_status = text(attributes, "status", PROVIDER, path)
+    provider_status = text(attributes, "status", LABEL, path)
     return User(
         id=_id(user, path),
-        email=text(user_attributes, "email", PROVIDER, path),
-        name=text(user_attributes, "full-name", PROVIDER, path),
+        email=text(user_attributes, "email", LABEL, path),
+        name=text(user_attributes, "full-name", LABEL, path),
         account_type="human",
         status=_status(provider_status),
         provider_status=provider_status,
-        last_sign_in_at=timestamp(attributes.get("last-login-at"), PROVIDER, path),
+        last_sign_in_at=timestamp(attributes.get("last-login-at"), LABEL, path),
         mfa_enabled=None,
-        created_at=timestamp(user_attributes.get("created-at"), PROVIDER, path),
+        created_at=timestamp(user_attributes.get("created-at"), LABEL, path),
     )
 
 
 def user_from_service_account(item: dict) -> User:
     path = f"{API}/service-accounts"
     attributes = _attributes(item)
-    provider_status = text(attributes, "status", PROVIDER, path)
+    provider_status = text(attributes, "status", LABEL, path)
     return User(
         id=_id(item, path),
-        email=text(attributes, "email", PROVIDER, path),
-        name=text(attributes, "name", PROVIDER, path),
+        email=text(attributes, "email", LABEL, path),
+        name=text(attributes, "name", LABEL, path),
         account_type="service",
         status=_status(provider_status),
         provider_status=provider_status,
         last_sign_in_at=None,
         mfa_enabled=None,
-        created_at=timestamp(attributes.get("created-at"), PROVIDER, path),
+        created_at=timestamp(attributes.get("created-at"), LABEL, path),
     )
 
 
@@ -211,9 +241,9 @@ def team_from_item(item: dict, account_id: str) -> Team:
     return Team(
         id=_id(item, path),
         organization_id=account_id,
-        name=text(attributes, "name", PROVIDER, path),
+        name=text(attributes, "name", LABEL, path),
         slug=None,
-        description=text(attributes, "description", PROVIDER, path),
+        description=text(attributes, "description", LABEL, path),
     )
 
 
@@ -248,62 +278,63 @@ def _relation_ids(item: dict, name: str) -> list[str]:
 
 
 def _id(item: dict, path: str) -> str:
-    return text(item, "id", PROVIDER, path, required=True)
+    return text(item, "id", LABEL, path, required=True)
 
 
 # -- assemble ----------------------------------------------------------------------------------
 
 
-def fetch_snapshot(
-    http: ProviderHTTP, settings: ScalrSettings, progress: Progress = lambda _: None
-) -> Snapshot:
-    account = fetch_account(http, settings.account)
-    account_id = _id(account, f"{API}/accounts")
-    organization = Organization(
-        id=account_id,
-        name=text(_attributes(account), "name", PROVIDER, f"{API}/accounts") or settings.account,
-    )
-    snapshot = Snapshot(provider=PROVIDER, organizations=[organization])
-    users: dict[str, User] = {}
-    memberships: list[Membership] = []
+def read(
+    http: ProviderHTTP, settings: ScalrSettings, builder: SnapshotBuilder, progress: Progress
+) -> None:
+    """The account, its users (with their team memberships), service accounts and teams."""
+    with builder.scope("account", required=True) as listing:
+        account = fetch_account(http, settings.account)
+        account_id = _id(account, f"{API}/accounts")
+        name = text(_attributes(account), "name", LABEL, f"{API}/accounts") or settings.account
+        listing.add(Organization(id=account_id, name=name))
 
-    for count, (account_user, user) in enumerate(fetch_account_users(http, account_id), 1):
-        normalised = user_from_account_user(account_user, user)
-        users[normalised.id] = normalised
-        memberships.append(Membership("organization", account_id, normalised.id, "member"))
-        memberships.extend(
-            Membership("team", team_id, normalised.id, "member")
-            for team_id in _relation_ids(account_user, "teams")
-        )
-        if count % 100 == 0:
-            progress(f"scalr: {count} account users read")
-
-    try:
-        service_accounts = [
-            user_from_service_account(item) for item in fetch_service_accounts(http, account_id)
-        ]
-    except errors.ProviderError as exc:
-        service_accounts = None
-        snapshot.failures.append(ScopeFailure("service accounts", str(exc)))
-    for service_account in service_accounts or []:
-        users[service_account.id] = service_account
-        memberships.append(Membership("organization", account_id, service_account.id, "member"))
-
-    try:
-        snapshot.teams = [
-            team_from_item(item, account_id) for item in fetch_teams(http, account_id)
-        ]
-        snapshot.team_scopes = {account_id}
-    except errors.ProviderError as exc:
-        snapshot.failures.append(ScopeFailure("teams", str(exc)))
-
-    http.raise_if_interrupted()  # provider-wide, not one scope's failure
-    snapshot.users = list(users.values())
-    snapshot.memberships = memberships
-    snapshot.membership_scopes = [
-        MembershipScope(
-            "organization", account_id, None if service_accounts is not None else "human"
-        ),
-        MembershipScope("team"),
+    human_memberships = [
+        MembershipScope("organization", account_id, "human"),
+        MembershipScope("team"),  # every team membership comes from the account-users listing
     ]
-    return snapshot
+    with builder.scope("account users", memberships=human_memberships, required=True) as listing:
+        for count, (account_user, user) in enumerate(fetch_account_users(http, account_id), 1):
+            person = listing.add(user_from_account_user(account_user, user))
+            listing.add(Membership("organization", account_id, person.id, "member"))
+            for team_id in _relation_ids(account_user, "teams"):
+                listing.add(Membership("team", team_id, person.id, "member"))
+            if count % 100 == 0:
+                progress(f"scalr: {count} account users read")
+
+    service_memberships = [MembershipScope("organization", account_id, "service")]
+    with builder.scope("service accounts", memberships=service_memberships) as listing:
+        for item in fetch_service_accounts(http, account_id):
+            service_account = listing.add(user_from_service_account(item))
+            listing.add(Membership("organization", account_id, service_account.id, "member"))
+
+    with builder.scope("teams", teams_of=[account_id]) as listing:
+        for item in fetch_teams(http, account_id):
+            listing.add(team_from_item(item, account_id))
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def probe(http: ProviderHTTP, settings: ScalrSettings) -> str:
+    """One read: the account resource, which needs the token to be valid for that account."""
+    account = fetch_account(http, settings.account)
+    name = _attributes(account).get("name")
+    return f"account {name} ({account.get('id')}) at {settings.origin}"
+
+
+PROVIDER = Provider(
+    name=NAME,
+    label=LABEL,
+    env_prefix="SCALR",
+    token_variable="SCALR_API_TOKEN",
+    read_settings=read_settings,
+    make_http=make_http,
+    read=read,
+    probe=probe,
+)

@@ -1,0 +1,144 @@
+"""Every listing a provider reads is a scope: the rule that prevents false removals, written once.
+
+A removal is never observed, only inferred: someone is gone because a listing that should have
+named them did not. That inference is true only when the listing was read whole. So a provider
+reads each listing inside ``with builder.scope(...) as scope:`` and adds what it read to that
+scope; the builder decides what reaches the snapshot:
+
+* a scope that completes contributes its objects *and* what it covers (the memberships or teams
+  whose absence now means a removal);
+* a scope that fails with a provider error contributes nothing but a ``ScopeFailure`` (the run
+  becomes partial and the rows it would have covered keep their last known state);
+* a ``required`` scope (the listing that *is* the run, such as the organisations) re-raises its
+  failure, so the run fails and nothing is applied;
+* a stop (``errors.Stopped``) always ends the whole fetch.
+
+Objects can only be added inside an open scope, and ``build()`` refuses a scope that was declared
+but never read, so a new listing cannot forget the rule. The rules themselves are described in
+``docs/sync-rules.md#scopes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TypeVar
+
+from daemon import errors
+from store.model import (
+    Membership,
+    MembershipScope,
+    Organization,
+    ScopeFailure,
+    Snapshot,
+    Team,
+    User,
+)
+
+T = TypeVar("T", Organization, User, Team, Membership)
+
+PENDING, OPEN, COMPLETED, FAILED = "pending", "open", "completed", "failed"
+
+
+class Scope:
+    """One listing: what it read, what it covers once complete, and how it ended."""
+
+    def __init__(
+        self,
+        label: str,
+        memberships: Iterable[MembershipScope],
+        teams_of: Iterable[str],
+        required: bool,
+    ):
+        self.label = label
+        self.covers_memberships = list(memberships)
+        self.covers_teams_of = list(teams_of)
+        self.required = required
+        self.state = PENDING
+        self.error: str | None = None
+        self.items: list[Organization | User | Team | Membership] = []
+
+    def add(self, item: T) -> T:
+        """Record one object read by this listing; returns it, so a caller can keep it too."""
+        if self.state != OPEN:
+            raise RuntimeError(f"scope {self.label!r}: objects are added only while it is open")
+        self.items.append(item)
+        return item
+
+    def __enter__(self) -> Scope:
+        if self.state != PENDING:
+            raise RuntimeError(f"scope {self.label!r} was already read")
+        self.state = OPEN
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            self.state = COMPLETED
+            return False
+        self.state = FAILED
+        self.items = []
+        if isinstance(exc, errors.ProviderError) and not isinstance(exc, errors.Stopped):
+            self.error = str(exc)
+            return not self.required  # an optional scope's failure is recorded, not raised
+        return False
+
+
+class SnapshotBuilder:
+    """Collects a provider's scopes in the order they were declared and assembles the Snapshot.
+
+    Scopes may be read concurrently (each by one thread); the snapshot is assembled only in
+    ``build()``, in declaration order, so the result does not depend on thread timing. When two
+    listings report the same user, the first declared wins (the organisation's own member
+    listing is declared before any team's).
+    """
+
+    def __init__(self, provider: str):
+        self.provider = provider
+        self.scopes: list[Scope] = []
+
+    def scope(
+        self,
+        label: str,
+        *,
+        memberships: Iterable[MembershipScope] = (),
+        teams_of: Iterable[str] = (),
+        required: bool = False,
+    ) -> Scope:
+        """Declare a listing. ``memberships``: the membership sets it lists whole; ``teams_of``:
+        the organisation ids whose teams it lists whole; ``required``: its failure fails the run.
+        """
+        declared = Scope(label, memberships, teams_of, required)
+        self.scopes.append(declared)
+        return declared
+
+    def build(self) -> Snapshot:
+        snapshot = Snapshot(provider=self.provider)
+        users: dict[str, User] = {}
+        for scope in self.scopes:
+            if scope.state in (PENDING, OPEN):
+                raise RuntimeError(f"scope {scope.label!r} was declared but never read to its end")
+            if scope.state == FAILED:
+                snapshot.failures.append(ScopeFailure(scope.label, scope.error or "failed"))
+                continue
+            snapshot.membership_scopes.extend(scope.covers_memberships)
+            snapshot.team_scopes.update(scope.covers_teams_of)
+            for item in scope.items:
+                if isinstance(item, User):
+                    users.setdefault(item.id, item)
+                else:
+                    _list_for(snapshot, item).append(item)
+        snapshot.users = list(users.values())
+        return snapshot
+
+
+def _list_for(snapshot: Snapshot, item: Organization | Team | Membership) -> list:
+    if isinstance(item, Organization):
+        return snapshot.organizations
+    if isinstance(item, Team):
+        return snapshot.teams
+    return snapshot.memberships
