@@ -326,25 +326,26 @@ class ProviderHTTP:
         except Exception:  # a broken error body must not hide the status
             detail = None
         detail = self._redact(detail[:300]) if detail else None
-        common = dict(path=path, status=status, detail=detail)
+        kind, what, hint = self._classify(status)
+        return kind(self.label, what, path=path, status=status, detail=detail, hint=hint)
+
+    def _classify(self, status: int) -> tuple[type[errors.ProviderError], str, str | None]:
+        """Which error a final status is, what to call it, and what to do (None: its default)."""
         if status == 401:
-            return errors.CredentialsRefused(
-                self.label, "the token was refused", hint=self.credential_hint, **common
-            )
+            return errors.CredentialsRefused, "the token was refused", self.credential_hint
         if status == 403:
-            return errors.CredentialsRefused(
-                self.label,
+            return (
+                errors.CredentialsRefused,
                 "the token is not allowed to read this",
-                hint="grant the token read access to it",
-                **common,
+                "grant the token read access to it",
             )
         if status == 404:
-            return errors.NotFound(self.label, "not found or not visible to this token", **common)
+            return errors.NotFound, "not found or not visible to this token", None
         if status == 429:
-            return errors.RateLimited(self.label, "rate limited the requests", **common)
+            return errors.RateLimited, "rate limited the requests", None
         if status >= 500:
-            return errors.ServerError(self.label, "had a server error", **common)
-        return errors.ProviderError(self.label, "refused the request", **common)
+            return errors.ServerError, "had a server error", None
+        return errors.ProviderError, "refused the request", None
 
     def _redact(self, text: str | None) -> str | None:
         if text is None:

@@ -109,19 +109,25 @@ def optional_int(value, label: str, path: str, name: str) -> int | None:
     return value
 
 
-def text(item: dict, key: str, label: str, path: str, *, required: bool = False) -> str | None:
-    """A string field of a response object; absent or null is None unless ``required``.
+def text(item: dict, key: str, label: str, path: str) -> str | None:
+    """A string field of a response object; absent or null is None.
 
     Anything else (a number, an object) is a bad response: storing it would put a value in the
     history that the provider never meant.
     """
     value = item.get(key)
-    if value is None or (required and value == ""):
-        if required:
-            raise errors.BadResponse(label, f"listed an item without '{key}'", path=path)
+    if value is None:
         return None
     if not isinstance(value, str):
         raise errors.BadResponse(label, f"sent a non-text '{key}'", path=path)
+    return value
+
+
+def required_text(item: dict, key: str, label: str, path: str) -> str:
+    """A string field that must be there and not empty (an id, a name used in URLs)."""
+    value = text(item, key, label, path)
+    if not value:
+        raise errors.BadResponse(label, f"listed an item without '{key}'", path=path)
     return value
 
 

@@ -57,6 +57,7 @@ def start_run(db: sqlite_utils.Database, provider: str) -> Run:
             "VALUES (?, ?, 'running', 0, 0)",
             [provider, stamp],
         )
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table always has one
     return Run(id=cursor.lastrowid, provider=provider, started_at=stamp)
 
 

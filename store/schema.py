@@ -156,14 +156,14 @@ migrations = Migrations("accesstrail")
 @migrations()
 def m001_public_schema(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
-        db[name].create(
+        db.table(name).create(
             spec["columns"],
             pk=spec["pk"],
             not_null=set(_key_columns(spec["pk"])),
             foreign_keys=spec.get("foreign_keys"),
         )
     for table, columns in INDEXES:
-        db[table].create_index(columns)
+        db.table(table).create_index(columns)
 
 
 def _key_columns(pk) -> tuple[str, ...]:

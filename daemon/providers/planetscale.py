@@ -23,7 +23,15 @@ from urllib.parse import quote
 from daemon import errors
 from daemon.env import ConfigError, EnvValues, Secret, checked_origin
 from daemon.http import HttpPolicy, ProviderHTTP, RateLimiter
-from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
+from daemon.paging import (
+    Page,
+    expect_list,
+    iterate_pages,
+    optional_int,
+    required_text,
+    text,
+    timestamp,
+)
 from daemon.providers.base import Progress, Provider
 from daemon.providers.scopes import Scope, SnapshotBuilder
 from store.model import Membership, MembershipScope, Organization, Team, User
@@ -175,7 +183,7 @@ def user_from_member(item: dict, path: str) -> User:
 
 def organization_from_item(item: dict) -> Organization:
     path = f"{API}/organizations"
-    return Organization(id=_id(item, path), name=text(item, "name", LABEL, path, required=True))
+    return Organization(id=_id(item, path), name=required_text(item, "name", LABEL, path))
 
 
 def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
@@ -184,7 +192,7 @@ def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
         id=_id(item, path),
         organization_id=organization_id,
         name=text(item, "name", LABEL, path),
-        slug=text(item, "slug", LABEL, path, required=True),
+        slug=required_text(item, "slug", LABEL, path),
         description=text(item, "description", LABEL, path),
     )
 
@@ -211,7 +219,7 @@ def _user_id(item: dict, path: str) -> str:
 
 
 def _id(item: dict, path: str) -> str:
-    return text(item, "id", LABEL, path, required=True)
+    return required_text(item, "id", LABEL, path)
 
 
 # -- assemble ----------------------------------------------------------------------------------
@@ -245,9 +253,10 @@ def read(
 
     def read_team(job: tuple[Organization, Team, Scope]) -> None:
         org, team, scope = job
-        path = f"{_org_path(org.name)}/teams/{team.slug}/members"
+        org_name, slug = org.name or org.id, team.slug or team.id
+        path = f"{_org_path(org_name)}/teams/{quote(slug, safe='')}/members"
         with scope:
-            for item in fetch_team_members(http, org.name or org.id, team.slug or team.id):
+            for item in fetch_team_members(http, org_name, slug):
                 user = scope.add(user_from_member(item, path))
                 scope.add(Membership("team", team.id, user.id, "member"))
 

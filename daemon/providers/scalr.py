@@ -22,7 +22,15 @@ from loguru import logger
 from daemon import errors
 from daemon.env import ConfigError, EnvValues, Secret, checked_origin
 from daemon.http import HttpPolicy, ProviderHTTP
-from daemon.paging import Page, expect_list, iterate_pages, optional_int, text, timestamp
+from daemon.paging import (
+    Page,
+    expect_list,
+    iterate_pages,
+    optional_int,
+    required_text,
+    text,
+    timestamp,
+)
 from daemon.providers.base import Progress, Provider
 from daemon.providers.scopes import SnapshotBuilder
 from store.model import Membership, MembershipScope, Organization, Team, User
@@ -171,7 +179,7 @@ def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[d
     ):
         included = {
             (item.get("type"), item.get("id")): item
-            for item in page.document.get("included") or []
+            for item in (page.document or {}).get("included") or []
             if isinstance(item, dict)
         }
         for item in page.items:
@@ -278,7 +286,7 @@ def _relation_ids(item: dict, name: str) -> list[str]:
 
 
 def _id(item: dict, path: str) -> str:
-    return text(item, "id", LABEL, path, required=True)
+    return required_text(item, "id", LABEL, path)
 
 
 # -- assemble ----------------------------------------------------------------------------------
