@@ -22,18 +22,10 @@ import sqlite_utils
 
 from store import runs
 from store.model import Membership, MembershipScope, Organization, Snapshot, Team, User
-from store.schema import TABLES
+from store.schema import TABLES, USER_VALUES
 from store.transactions import transaction
 
-USER_TRACKED = (
-    "email",
-    "name",
-    "account_type",
-    "status",
-    "provider_status",
-    "last_sign_in_at",
-    "mfa_enabled",
-)
+USER_TRACKED = tuple(USER_VALUES)
 USER_CHANGE_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in_changed"}
 TEAM_TRACKED = ("organization_id", "name", "slug", "description")
 #: The columns a change row is written with, in schema order (``id`` is assigned by SQLite).
@@ -368,15 +360,9 @@ class _Diff:
 
     def write(self) -> None:
         conn = self.db.conn
-        keys = {
-            "organizations": ("provider", "id"),
-            "teams": ("provider", "id"),
-            "users": ("provider", "id"),
-            "memberships": ("provider", "resource_type", "resource_id", "user_id"),
-        }
         for table, rows in self.upserts.items():
             if rows:
-                _upsert_rows(conn, table, keys[table], list(rows.values()))
+                _upsert_rows(conn, table, list(rows.values()))
         conn.executemany(
             "UPDATE user_versions SET valid_to = ? WHERE provider = ? AND id = ? "
             "AND valid_to IS NULL",
@@ -387,21 +373,16 @@ class _Diff:
             "AND resource_id = ? AND user_id = ? AND valid_to IS NULL",
             self.closed_membership_versions,
         )
-        conn.executemany(
-            f"INSERT INTO user_versions (provider, id, {', '.join(USER_TRACKED)}, valid_from, "
-            f"valid_to, run_id) VALUES ({', '.join('?' * (len(USER_TRACKED) + 5))})",
-            self.new_user_versions,
+        _insert_rows(
+            conn, "user_versions", tuple(TABLES["user_versions"]["columns"]), self.new_user_versions
         )
-        conn.executemany(
-            "INSERT INTO membership_versions (provider, resource_type, resource_id, user_id, role, "
-            "valid_from, valid_to, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _insert_rows(
+            conn,
+            "membership_versions",
+            tuple(TABLES["membership_versions"]["columns"]),
             self.new_membership_versions,
         )
-        conn.executemany(
-            f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(CHANGE_COLUMNS))})",
-            self.change_rows,
-        )
+        _insert_rows(conn, "changes", CHANGE_COLUMNS, self.change_rows)
 
 
 def _scope_covers(
@@ -418,12 +399,21 @@ def _as_dict(item: User | Organization | Team) -> dict:
     return {f.name: getattr(item, f.name) for f in fields(item)}
 
 
-def _upsert_rows(conn, table: str, key: tuple[str, ...], rows: list[dict]) -> None:
-    """Insert or update whole rows; every row must carry every column of the table."""
+def _upsert_rows(conn, table: str, rows: list[dict]) -> None:
+    """Insert or update whole rows by the table's key; every row carries every column."""
     columns = list(TABLES[table]["columns"])
+    key = TABLES[table]["pk"]
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
         [tuple(row[c] for c in columns) for row in rows],
+    )
+
+
+def _insert_rows(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Append rows whose values are in ``columns`` order."""
+    conn.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        rows,
     )

@@ -13,6 +13,24 @@ from sqlite_utils.migrations import Migrations
 
 TEXT, INTEGER = str, int
 
+#: A user's tracked values: a change in any of them is a change row and a new version, so the
+#: current row and every version carry exactly these.
+USER_VALUES = {
+    "email": TEXT,
+    "name": TEXT,
+    "account_type": TEXT,
+    "status": TEXT,
+    "provider_status": TEXT,
+    "last_sign_in_at": TEXT,
+    "mfa_enabled": INTEGER,
+}
+#: Kept on the current row only: not part of what makes a new version.
+USER_PRESENCE = {"created_at": TEXT, "first_seen_at": TEXT, "removed_at": TEXT}
+#: Who belongs to what: a membership's identity, in its current row and in its versions.
+MEMBERSHIP_KEY = {"provider": TEXT, "resource_type": TEXT, "resource_id": TEXT, "user_id": TEXT}
+#: When a version's values held, and the run that saw them first.
+VALIDITY = {"valid_from": TEXT, "valid_to": TEXT, "run_id": INTEGER}
+
 #: Every public table, its columns in order, and its primary key. Kept as data so the README,
 #: the schema test and the Datasette metadata can all be generated from the one source.
 TABLES: dict[str, dict] = {
@@ -30,20 +48,7 @@ TABLES: dict[str, dict] = {
         "pk": "id",
     },
     "users": {
-        "columns": {
-            "provider": TEXT,
-            "id": TEXT,
-            "email": TEXT,
-            "name": TEXT,
-            "account_type": TEXT,
-            "status": TEXT,
-            "provider_status": TEXT,
-            "last_sign_in_at": TEXT,
-            "mfa_enabled": INTEGER,
-            "created_at": TEXT,
-            "first_seen_at": TEXT,
-            "removed_at": TEXT,
-        },
+        "columns": {"provider": TEXT, "id": TEXT, **USER_VALUES, **USER_PRESENCE},
         "pk": ("provider", "id"),
     },
     "organizations": {
@@ -70,16 +75,8 @@ TABLES: dict[str, dict] = {
         "pk": ("provider", "id"),
     },
     "memberships": {
-        "columns": {
-            "provider": TEXT,
-            "resource_type": TEXT,
-            "resource_id": TEXT,
-            "user_id": TEXT,
-            "role": TEXT,
-            "first_seen_at": TEXT,
-            "removed_at": TEXT,
-        },
-        "pk": ("provider", "resource_type", "resource_id", "user_id"),
+        "columns": {**MEMBERSHIP_KEY, "role": TEXT, "first_seen_at": TEXT, "removed_at": TEXT},
+        "pk": tuple(MEMBERSHIP_KEY),
     },
     "changes": {
         "columns": {
@@ -101,35 +98,13 @@ TABLES: dict[str, dict] = {
         "foreign_keys": [("run_id", "sync_runs", "id")],
     },
     "user_versions": {
-        "columns": {
-            "provider": TEXT,
-            "id": TEXT,
-            "email": TEXT,
-            "name": TEXT,
-            "account_type": TEXT,
-            "status": TEXT,
-            "provider_status": TEXT,
-            "last_sign_in_at": TEXT,
-            "mfa_enabled": INTEGER,
-            "valid_from": TEXT,
-            "valid_to": TEXT,
-            "run_id": INTEGER,
-        },
+        "columns": {"provider": TEXT, "id": TEXT, **USER_VALUES, **VALIDITY},
         "pk": ("provider", "id", "valid_from"),
         "foreign_keys": [("run_id", "sync_runs", "id")],
     },
     "membership_versions": {
-        "columns": {
-            "provider": TEXT,
-            "resource_type": TEXT,
-            "resource_id": TEXT,
-            "user_id": TEXT,
-            "role": TEXT,
-            "valid_from": TEXT,
-            "valid_to": TEXT,
-            "run_id": INTEGER,
-        },
-        "pk": ("provider", "resource_type", "resource_id", "user_id", "valid_from"),
+        "columns": {**MEMBERSHIP_KEY, "role": TEXT, **VALIDITY},
+        "pk": (*MEMBERSHIP_KEY, "valid_from"),
         "foreign_keys": [("run_id", "sync_runs", "id")],
     },
 }

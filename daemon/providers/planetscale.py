@@ -211,15 +211,15 @@ def member_role(item: dict, org_name: str) -> str:
     return role
 
 
+def _id(item: dict, path: str) -> str:
+    return required_text(item, "id", LABEL, path)
+
+
 def _user_id(item: dict, path: str) -> str:
     user = item.get("user")
     if not isinstance(user, dict):
         raise errors.BadResponse(LABEL, "listed a member without its user", path=path)
     return _id(user, path)
-
-
-def _id(item: dict, path: str) -> str:
-    return required_text(item, "id", LABEL, path)
 
 
 # -- assemble ----------------------------------------------------------------------------------
