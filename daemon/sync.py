@@ -20,14 +20,10 @@ from daemon.config import Settings
 from daemon.http import HttpPolicy
 from daemon.providers import PROVIDERS
 from daemon.providers.base import Progress, Provider, no_progress
-from store import runs, schema
+from store import lock, runs, schema
 from store.apply import apply_snapshot
-from store.lock import sync_lock
 from store.model import Snapshot
 from store.transactions import transaction
-
-#: How long a sync waits for another one writing the same database before it gives up.
-LOCK_WAIT_SECONDS = 300.0
 
 
 @dataclass
@@ -72,13 +68,13 @@ def sync_provider(
     *,
     policy: HttpPolicy | None = None,
     progress: Progress = no_progress,
-    lock_wait: float = LOCK_WAIT_SECONDS,
+    lock_wait: float = lock.WAIT_SECONDS,
     stop: threading.Event | None = None,
 ) -> SyncOutcome:
     """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early."""
     spec = PROVIDERS[provider]
     started = time.monotonic()
-    with sync_lock(settings.db_path, wait_seconds=lock_wait):
+    with lock.sync_lock(settings.db_path, wait_seconds=lock_wait):
         db = schema.connect(settings.db_path)
         try:
             closed = runs.close_stale_runs(db)

@@ -21,8 +21,13 @@ class SyncLockBusy(Exception):
     """Another process kept the database's sync lock for longer than we were willing to wait."""
 
 
+#: How long a sync waits for another one writing the same database before it gives up: longer
+#: than a large sync takes, short enough that a stuck writer is reported within minutes.
+WAIT_SECONDS = 300.0
+
+
 @contextlib.contextmanager
-def sync_lock(db_path: str | Path, wait_seconds: float = 120.0) -> Iterator[None]:
+def sync_lock(db_path: str | Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[None]:
     lock_path = Path(f"{db_path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
