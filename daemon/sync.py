@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import sqlite_utils
 from loguru import logger
 
 from daemon import errors
@@ -117,7 +118,9 @@ def fetch(
         http.close()
 
 
-def record(db, run: runs.Run, fetched: Fetched, label: str) -> runs.RunResult:
+def record(
+    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str
+) -> runs.RunResult:
     """Apply the snapshot and close the run in one transaction; the one place a run is closed."""
     with transaction(db):
         result = _apply(db, run, fetched, label)
@@ -125,7 +128,9 @@ def record(db, run: runs.Run, fetched: Fetched, label: str) -> runs.RunResult:
     return result
 
 
-def _apply(db, run: runs.Run, fetched: Fetched, label: str) -> runs.RunResult:
+def _apply(
+    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str
+) -> runs.RunResult:
     if fetched.snapshot is None:
         return runs.RunResult("failed", fetched.error)
     try:
