@@ -250,19 +250,20 @@ def read(
         )
         for org, team in teams_read
     ]
-
-    def read_team(job: tuple[Organization, Team, Scope]) -> None:
-        org, team, scope = job
-        org_name, slug = org.name or org.id, team.slug or team.id
-        path = f"{_org_path(org_name)}/teams/{quote(slug, safe='')}/members"
-        with scope:
-            for item in fetch_team_members(http, org_name, slug):
-                user = scope.add(user_from_member(item, path))
-                scope.add(Membership("team", team.id, user.id, "member"))
-
     with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
-        for future in [pool.submit(read_team, job) for job in team_scopes]:
+        futures = [pool.submit(_read_team_members, http, *job) for job in team_scopes]
+        for future in futures:
             future.result()  # a stop or a bug ends the fetch; a scope's own failure is recorded
+
+
+def _read_team_members(http: ProviderHTTP, org: Organization, team: Team, scope: Scope) -> None:
+    """One team's members, into the team's own scope (run in a worker thread)."""
+    org_name, slug = org.name or org.id, team.slug or team.id
+    path = f"{_org_path(org_name)}/teams/{quote(slug, safe='')}/members"
+    with scope:
+        for item in fetch_team_members(http, org_name, slug):
+            user = scope.add(user_from_member(item, path))
+            scope.add(Membership("team", team.id, user.id, "member"))
 
 
 def _read_members(http: ProviderHTTP, builder: SnapshotBuilder, org: Organization) -> int:
