@@ -162,6 +162,7 @@ def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Ite
 
 
 def user_from_member(item: dict, path: str) -> User:
+    user_id = _user_id(item, path)  # also proves ``user`` is an object
     user = item["user"]
     two_factor = user.get("two_factor_auth_configured")
     if two_factor is not None and not isinstance(two_factor, bool):
@@ -169,7 +170,7 @@ def user_from_member(item: dict, path: str) -> User:
             LABEL, "sent a non-boolean 'two_factor_auth_configured'", path=path
         )
     return User(
-        id=_user_id(item, path),
+        id=user_id,
         email=text(user, "email", LABEL, path),
         name=text(user, "name", LABEL, path) or text(user, "display_name", LABEL, path),
         account_type="human",
