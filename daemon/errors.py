@@ -39,7 +39,9 @@ class ProviderError(Exception):
             parts.append(f"(HTTP {self.status}{': ' + self.detail if self.detail else ''})")
         elif self.detail:
             parts.append(f"({self.detail})")
-        return " ".join(parts) + f"; {self.hint}"
+        # One line, whatever a provider put in its error message: a log line or a terminal
+        # must not be split (or forged) by a newline in a response body.
+        return " ".join((" ".join(parts) + f"; {self.hint}").split())
 
 
 class CredentialsRefused(ProviderError):

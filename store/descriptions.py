@@ -34,10 +34,11 @@ COLUMNS = {
     "resource_id": "`organizations.id` or `teams.id`",
     "resource_type": "`organization` or `team`",
     "sync_runs.id": "run number",
-    "sync_runs.started_at": "when the run started; every stamp it writes is this",
+    "sync_runs.started_at": "when the run started; the rows, versions and changes it writes "
+    "carry this stamp",
     "sync_runs.finished_at": "when it ended",
     "sync_runs.status": "`running`, `succeeded`, `partial` or `failed`",
-    "sync_runs.error": "one line per failed scope, or the failure of the run",
+    "sync_runs.error": "the failure of the run, or each failed scope joined by `; `",
     "sync_runs.requests": "HTTP requests made, retries included",
     "sync_runs.changes": "change rows written",
     "users.id": "the provider's id (`user-…`, `sa-…`, PlanetScale `user.id`)",
