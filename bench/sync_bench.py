@@ -33,14 +33,14 @@ from store import runs, schema  # noqa: E402
 
 def serve_world(connection, users: int, seed: int) -> None:
     """Child process: build both worlds, serve them, evolve on request until told to stop."""
-    from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
-    from daemon.simulate.scalr import ScalrSimulator, ScalrState
-    from daemon.simulate.world import (
+    from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+    from daemon.simulate.planetscale.world import (
         PlanetScaleEvolver,
-        ScalrEvolver,
+        PlanetScaleState,
         populate_planetscale,
-        populate_scalr,
     )
+    from daemon.simulate.scalr.wire import ScalrSimulator
+    from daemon.simulate.scalr.world import ScalrEvolver, ScalrState, populate_scalr
 
     rng = random.Random(seed)
     now = datetime.now(UTC)

@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.config import DEFAULT_HOST, DEFAULT_PORT, load_settings
-from daemon.simulate.planetscale import PlanetScaleSimulator, PlanetScaleState
-from daemon.simulate.scalr import ScalrSimulator, ScalrState
-from daemon.simulate.world import (
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import (
     PlanetScaleEvolver,
-    ScalrEvolver,
+    PlanetScaleState,
     populate_planetscale,
-    populate_scalr,
 )
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrEvolver, ScalrState, populate_scalr
 from daemon.sync import sync_provider
 from store import reads, schema
 

@@ -1,37 +1,7 @@
 """Built-in loopback simulators of the Scalr and PlanetScale APIs, used by the demo and the tests.
 
-``server`` holds the shared HTTP/fault machinery, ``scalr`` and ``planetscale`` the two providers,
-and ``world`` the evolving fake organisations that feed them.
+``server`` holds the shared HTTP, fault, paging and timestamp machinery and ``evolve`` what the two
+fake worlds share. Each provider is a package: its ``world`` holds the state, a plausible
+population and how it evolves over time, and its ``wire`` the HTTP server that renders that state
+in the real API's format. Import from those modules directly; this package re-exports nothing.
 """
-
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
-    PlanetScaleState,
-    PSOrganization,
-    PSTeam,
-    PSUser,
-)
-from daemon.simulate.scalr import (
-    ScalrServiceAccount,
-    ScalrSimulator,
-    ScalrState,
-    ScalrTeam,
-    ScalrUser,
-)
-from daemon.simulate.server import Fault, RecordedRequest, SimServer
-
-__all__ = [
-    "Fault",
-    "PSOrganization",
-    "PSTeam",
-    "PSUser",
-    "PlanetScaleSimulator",
-    "PlanetScaleState",
-    "RecordedRequest",
-    "ScalrServiceAccount",
-    "ScalrSimulator",
-    "ScalrState",
-    "ScalrTeam",
-    "ScalrUser",
-    "SimServer",
-]

@@ -1,6 +1,6 @@
 """Word pools for the fake organisations: plausible names so the demo reads like a real company.
 
-Kept apart from :mod:`daemon.simulate.world` so the evolution logic stays readable.
+Kept apart from the world modules so the evolution logic stays readable.
 """
 
 FIRST_NAMES = (

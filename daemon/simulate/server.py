@@ -3,12 +3,14 @@
 Each simulator is a real HTTP server on 127.0.0.1 so that the product's own HTTP client, retry and
 pagination code is exercised end to end; nothing in the test-suite patches the client. This module
 owns what both providers have in common: the listening socket, request parsing and recording,
-fault injection, and the order in which a request is judged:
+fault injection, the paging and timestamp conventions both wires follow, and the order in which a
+request is judged:
 
     record -> fault -> authentication -> admission (rate limit) -> method -> route
 
 Faults come first so a test can inject anything, even in front of a bad token. Everything
-provider-specific (error bodies, auth header, page parameter, routes) is supplied by a subclass.
+provider-specific (error bodies, auth header, page parameter names, routes) is supplied by a
+subclass.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # A body that starts like a provider document and then breaks off: the shape a truncated proxy
 # response takes, and invalid JSON for any parser.
@@ -127,6 +130,17 @@ class BadParameter(Exception):
         self.parameter = parameter
 
 
+class NotFound(Exception):
+    """Raised by handlers for a resource that does not exist: answered with the provider's 404.
+
+    ``detail`` replaces the provider's default 404 text where the API names the missing resource.
+    """
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+
+
 Handler = Callable[..., Reply]
 
 
@@ -138,7 +152,7 @@ def reason(status: int) -> str:
         return "Error"
 
 
-def parse_int(value: str | None, default: int, name: str, *, bad_status: int) -> int:
+def _parse_int(value: str | None, default: int, name: str, *, bad_status: int) -> int:
     if value is None or value == "":
         return default
     try:
@@ -147,29 +161,93 @@ def parse_int(value: str | None, default: int, name: str, *, bad_status: int) ->
         raise BadParameter(bad_status, f"{name} must be an integer, got {value!r}.", name) from None
 
 
-def page_slice(items: list, page: int, size: int) -> tuple[list, int]:
-    """Cut one page out of an already ordered list; returns (items on the page, total pages)."""
-    total_pages = -(-len(items) // size)
-    start = (page - 1) * size
-    return items[start : start + size], total_pages
+def utc_timestamp(moment: datetime, *, milliseconds: bool = False) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (naive datetimes count as UTC), optionally with ``.000``.
+
+    Both APIs stamp times this way; PlanetScale adds a (always zero) millisecond part.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    fraction = ".000" if milliseconds else ""
+    return moment.strftime(f"%Y-%m-%dT%H:%M:%S{fraction}Z")
 
 
-def encode_query(query: dict[str, list[str]], **overrides: str) -> str:
-    """Re-encode a decoded query the way clients do (brackets become %5B/%5D)."""
-    merged = {key: list(values) for key, values in query.items()}
-    for key, value in overrides.items():
-        merged[key] = [value]
-    return urlencode(merged, doseq=True)
+def mentions(needle: str | None, *texts: str | None) -> bool:
+    """Whether any of ``texts`` contains ``needle``, ignoring case; no needle matches everything.
+
+    Both APIs offer such a free-text search over a listing, under different parameter names.
+    """
+    if not needle:
+        return True
+    needle = needle.lower()
+    return any(needle in (text or "").lower() for text in texts)
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a wire names and bounds its page parameters, and how it refuses bad values."""
+
+    number_parameter: str
+    size_parameter: str
+    max_size: int
+    bad_value_status: int
+
+
+@dataclass
+class Page:
+    """One page cut out of an ordered listing, with what a list document says about it."""
+
+    number: int
+    size: int
+    items: list
+    total_pages: int
+    total_count: int
+
+    @property
+    def next_number(self) -> int | None:
+        return self.number + 1 if self.number < self.total_pages else None
+
+    @property
+    def prev_number(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+
+def cut_page(
+    request: RecordedRequest,
+    records: list,
+    paging: Paging,
+    default_size: int,
+    build: Callable[[Any], Any] | None = None,
+) -> Page:
+    """The page a request asks for out of already ordered ``records``.
+
+    ``build`` turns the page's records into rendered objects, so a large listing only renders the
+    page asked for (a 20,000-user account stays fast to page through). Sizes are clamped to
+    ``1..max_size``; a page number below 1 or a non-number is refused.
+    """
+    status = paging.bad_value_status
+    number_name, size_name = paging.number_parameter, paging.size_parameter
+    number = _parse_int(request.param(number_name), 1, number_name, bad_status=status)
+    size = _parse_int(request.param(size_name), default_size, size_name, bad_status=status)
+    if number < 1:
+        raise BadParameter(status, f"{number_name} must be 1 or greater.", number_name)
+    size = max(1, min(size, paging.max_size))
+    start = (number - 1) * size
+    items = records[start : start + size]
+    if build is not None:
+        items = [build(item) for item in items]
+    return Page(number, size, items, -(-len(records) // size), len(records))
 
 
 class SimServer:
     """Base class: a ThreadingHTTPServer on an ephemeral loopback port with faults and a journal.
 
-    Subclasses implement :meth:`authenticate`, :meth:`error_reply`, :meth:`page_number` and
+    Subclasses implement :meth:`authenticate` and :meth:`error_reply`, set :attr:`paging`, and
     register their routes with :meth:`route`; they may override :meth:`admit` (rate limiting).
     """
 
     json_content_type = "application/json"
+    paging: Paging | None = None  # the wire's page parameters; None: nothing is paged
 
     def __init__(self) -> None:
         self.faults: list[Fault] = []
@@ -254,8 +332,16 @@ class SimServer:
         raise NotImplementedError
 
     def page_number(self, request: SimRequest) -> int | None:
-        """The request's page number (default 1), or None when it is not a number."""
-        return 1
+        """The request's page number (default 1), or None when it is not a number.
+
+        Only used to match faults, so it never refuses anything itself.
+        """
+        if self.paging is None:
+            return 1
+        try:
+            return int(request.param(self.paging.number_parameter) or 1)
+        except ValueError:
+            return None
 
     def admit(self, request: SimRequest) -> Reply | None:
         """Called for authenticated requests; a Reply refuses the request (e.g. 429)."""
@@ -267,9 +353,9 @@ class SimServer:
 
     # -- helpers for subclasses ------------------------------------------------------------------
 
-    def json_reply(self, status: int, document: Any, content_type: str | None = None) -> Reply:
+    def json_reply(self, status: int, document: Any) -> Reply:
         body = json.dumps(document, separators=(",", ":")).encode()
-        return Reply(status, body, {"Content-Type": content_type or self.json_content_type})
+        return Reply(status, body, {"Content-Type": self.json_content_type})
 
     # -- the request pipeline ------------------------------------------------------------------
 
@@ -325,6 +411,8 @@ class SimServer:
                     return handler(request, **match.groupdict())
                 except BadParameter as problem:
                     return self.error_reply(problem.status, problem.detail, problem.parameter)
+                except NotFound as missing:
+                    return self.error_reply(404, missing.detail)
         return self.error_reply(404)
 
 

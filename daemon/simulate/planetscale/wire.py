@@ -1,9 +1,11 @@
-"""A simulated PlanetScale REST API (``/v1``) for organisations, members and teams.
+"""The simulated PlanetScale REST API (``/v1``) for organisations, members and teams.
 
-Wire format follows /work/shared/api/planetscale.md: ``Authorization: <token_id>:<token_secret>``
-(no Bearer), the ``type: "list"`` envelope with ``next_page``/``next_page_url`` (totals only on
-members, teams and team members), ``{"code","message"}`` errors, 404 ``not_found`` for unknown
-organisations and teams, and an optional 600-requests-a-minute style sliding-window rate limit.
+The wire follows the real API: ``Authorization: <token_id>:<token_secret>`` (no Bearer), the
+``type: "list"`` envelope with ``next_page``/``next_page_url`` (totals only on members, teams and
+team members), ``{"code","message"}`` errors, 404 ``not_found`` for unknown organisations and
+teams, and an optional 600-requests-a-minute style sliding-window rate limit. The state, its
+population and its evolution live in :mod:`daemon.simulate.planetscale.world`; this module only
+renders it.
 
 ``next_page_url_origin`` lets a test make the server advertise a foreign host in
 ``next_page_url``, to prove the client builds its own next URL instead of following the body.
@@ -17,22 +19,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
 from daemon.simulate.server import (
-    BadParameter,
+    NotFound,
+    Paging,
     Reply,
     SimRequest,
     SimServer,
-    page_slice,
-    parse_int,
+    cut_page,
+    mentions,
     reason,
 )
 
 API_PREFIX = "/v1"
 MAX_PER_PAGE = 100
+PAGING = Paging("page", "per_page", MAX_PER_PAGE, bad_value_status=400)
 RATE_WINDOW_SECONDS = 60.0
 RATE_LIMITED_MESSAGE = "Too Many Requests. Reduce the frequency of requests and try again soon."
 
@@ -49,13 +52,6 @@ _ERROR_CODES = {
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def format_ps_time(moment: datetime) -> str:
-    """PlanetScale's timestamp form, ``YYYY-MM-DDTHH:MM:SS.000Z`` in UTC (naive counts as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def derived_id(*parts: str) -> str:
     """A stable 12-character PlanetScale-style id derived from ``parts``.
 
@@ -70,55 +66,11 @@ def derived_id(*parts: str) -> str:
     return "".join(chars)
 
 
-@dataclass
-class PSUser:
-    id: str
-    email: str
-    name: str | None
-    display_name: str | None = None  # None -> name, then email, is emitted
-    two_factor_auth_configured: bool = False
-    created_at: str = "2024-01-01T00:00:00.000Z"
-    updated_at: str | None = None  # None -> created_at
-
-
-@dataclass
-class PSTeam:
-    id: str
-    name: str
-    slug: str
-    description: str | None = None
-    members: set[str] = field(default_factory=set)  # user ids
-    creator_id: str | None = None  # None -> an admin of the organisation
-    created_at: str = "2024-01-01T00:00:00.000Z"
-    updated_at: str | None = None  # None -> created_at
-    joined_at: dict[str, str] = field(default_factory=dict)  # user id -> team membership created_at
-
-
-@dataclass
-class PSOrganization:
-    id: str
-    name: str
-    members: dict[str, str] = field(default_factory=dict)  # user id -> role
-    teams: dict[str, PSTeam] = field(default_factory=dict)  # team id -> team
-    created_at: str = "2023-01-01T00:00:00.000Z"
-    joined_at: dict[str, str] = field(default_factory=dict)  # user id -> membership created_at
-
-
-@dataclass
-class PlanetScaleState:
-    """Everything the simulated service knows; hold ``lock`` to mutate it under a live server."""
-
-    token_id: str = "s1mt0k3n1d0a"
-    token_secret: str = "pscale_tkn_SimulatedSecret0123456789abcdefghijklmnopq"
-    users: dict[str, PSUser] = field(default_factory=dict)
-    organizations: dict[str, PSOrganization] = field(default_factory=dict)  # keyed by org id
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-
 class PlanetScaleSimulator(SimServer):
     """Serves ``/v1`` for :class:`PlanetScaleState`; see the module docstring for the format."""
 
     json_content_type = "application/json; charset=utf-8"
+    paging = PAGING
 
     def __init__(
         self,
@@ -161,12 +113,6 @@ class PlanetScaleSimulator(SimServer):
             message = detail
         return self.json_reply(status, {"code": code, "message": message})
 
-    def page_number(self, request: SimRequest) -> int | None:
-        try:
-            return int(request.param("page") or 1)
-        except ValueError:
-            return None
-
     def admit(self, request: SimRequest) -> Reply | None:
         """Sliding 60-second window over admitted requests; refusals do not take a slot."""
         limit = self.rate_limit_per_minute
@@ -184,11 +130,6 @@ class PlanetScaleSimulator(SimServer):
         reply = self.error_reply(429)
         reply.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return reply
-
-    def reset_rate_limit(self) -> None:
-        """Forget the window (e.g. between test phases) without touching ``rate_limited_count``."""
-        with self._rate_lock:
-            self._admitted.clear()
 
     # -- object builders -----------------------------------------------------------------------
 
@@ -302,62 +243,50 @@ class PlanetScaleSimulator(SimServer):
     # -- documents -----------------------------------------------------------------------------
 
     def _list_document(
-        self, request: SimRequest, objects: list, with_totals: bool, build=None
+        self, request: SimRequest, records: list, with_totals: bool, build=None
     ) -> Reply:
-        """Paginate ordered records; ``build`` renders only the page asked for."""
-        page = parse_int(request.param("page"), 1, "page", bad_status=400)
-        per_page = parse_int(
-            request.param("per_page"), self.default_per_page, "per_page", bad_status=400
-        )
-        if page < 1:
-            raise BadParameter(400, "page must be 1 or greater.", "page")
-        per_page = max(1, min(per_page, MAX_PER_PAGE))
-        items, total_pages = page_slice(objects, page, per_page)
-        if build is not None:
-            items = [build(item) for item in items]
-        next_page = page + 1 if page < total_pages else None
-        prev_page = page - 1 if page > 1 else None
+        """Paginate ordered records into the list envelope; ``build`` renders only the page."""
+        page = cut_page(request, records, PAGING, self.default_per_page, build)
         origin = self.next_page_url_origin or request.origin
 
         def url(number: int | None) -> str | None:
-            # The real API carries only ``page`` in these URLs (see planetscale.md §2).
+            # The real API's page URLs carry only ``page``, whatever else the request asked for.
             return None if number is None else f"{origin}{request.path}?page={number}"
 
         envelope: dict[str, Any] = {
             "type": "list",
-            "current_page": page,
-            "per_page": per_page,
-            "next_page": next_page,
-            "next_page_url": url(next_page),
-            "prev_page": prev_page,
-            "prev_page_url": url(prev_page),
+            "current_page": page.number,
+            "per_page": page.size,
+            "next_page": page.next_number,
+            "next_page_url": url(page.next_number),
+            "prev_page": page.prev_number,
+            "prev_page_url": url(page.prev_number),
         }
         if with_totals:
-            envelope["total_count"] = len(objects)
-            envelope["total_pages"] = total_pages
-        envelope["data"] = items
+            envelope["total_count"] = page.total_count
+            envelope["total_pages"] = page.total_pages
+        envelope["data"] = page.items
         return self.json_reply(200, envelope)
 
-    def _not_found(self) -> Reply:
-        return self.error_reply(404)
-
-    def _org_named(self, name: str) -> PSOrganization | None:
+    def _organization(self, name: str) -> PSOrganization:
+        """The organisation called ``name``; :class:`NotFound` when there is none."""
         for org in self.state.organizations.values():
             if org.name == name:
                 return org
-        return None
+        raise NotFound
 
-    @staticmethod
-    def _team_with_slug(org: PSOrganization, slug: str) -> PSTeam | None:
+    def _team(self, org_name: str, slug: str) -> tuple[PSOrganization, PSTeam]:
+        """The organisation and its team with ``slug``; :class:`NotFound` when either is missing."""
+        org = self._organization(org_name)
         for team in org.teams.values():
             if team.slug == slug:
-                return team
-        return None
+                return org, team
+        raise NotFound
 
     @staticmethod
     def _search(request: SimRequest, *texts: str | None) -> bool:
-        needle = (request.param("q") or "").lower()
-        return not needle or any(needle in (text or "").lower() for text in texts)
+        """The ``q`` free-text search over ``texts``."""
+        return mentions(request.param("q"), *texts)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -365,23 +294,16 @@ class PlanetScaleSimulator(SimServer):
         with self.state.lock:
             orgs = [self.state.organizations[k] for k in sorted(self.state.organizations)]
             return self._list_document(
-                request, [self._organization_object(o) for o in orgs], with_totals=False
+                request, orgs, with_totals=False, build=self._organization_object
             )
 
     def _get_organization(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            return (
-                self._not_found()
-                if found is None
-                else self.json_reply(200, self._organization_object(found))
-            )
+            return self.json_reply(200, self._organization_object(self._organization(org)))
 
     def _list_members(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            if found is None:
-                return self._not_found()
+            found = self._organization(org)
             member_ids = [
                 u
                 for u in sorted(found.members)
@@ -402,16 +324,14 @@ class PlanetScaleSimulator(SimServer):
 
     def _get_member(self, request: SimRequest, org: str, user_id: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            if found is None or user_id not in found.members or user_id not in self.state.users:
-                return self._not_found()
+            found = self._organization(org)
+            if user_id not in found.members or user_id not in self.state.users:
+                raise NotFound
             return self.json_reply(200, self._membership_object(found, user_id))
 
     def _list_teams(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            if found is None:
-                return self._not_found()
+            found = self._organization(org)
             teams = [
                 found.teams[k]
                 for k in sorted(found.teams)
@@ -423,18 +343,12 @@ class PlanetScaleSimulator(SimServer):
 
     def _get_team(self, request: SimRequest, org: str, slug: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            team = None if found is None else self._team_with_slug(found, slug)
-            if team is None:
-                return self._not_found()
+            found, team = self._team(org, slug)
             return self.json_reply(200, self._team_object(found, team))
 
     def _list_team_members(self, request: SimRequest, org: str, slug: str) -> Reply:
         with self.state.lock:
-            found = self._org_named(org)
-            team = None if found is None else self._team_with_slug(found, slug)
-            if team is None:
-                return self._not_found()
+            found, team = self._team(org, slug)
             return self._list_document(
                 request,
                 self._team_member_ids(found, team),

@@ -1,41 +1,44 @@
-"""A simulated Scalr IaCP v3 API (JSON:API) for one account.
+"""The simulated Scalr IaCP v3 API (JSON:API) for one account, served from a :class:`ScalrState`.
 
-Wire format follows /work/shared/api/scalr.md: ``Authorization: Bearer <token>``, kebab-case
-attributes, ``meta.pagination`` with ``next-page`` null on the last page, errors as
+The wire follows the real API: ``Authorization: Bearer <token>``, kebab-case attributes,
+``meta.pagination`` with ``next-page`` null on the last page, errors as
 ``{"errors":[{status,title,detail}]}`` and "<Type> with ID '<id>' not found or user unauthorized"
-for missing single resources. The state is deliberately simple (one account; each user appears in it
-exactly once) because that is what the product reads; tests mutate it directly or via
-:class:`daemon.simulate.world.ScalrEvolver`.
+for missing single resources. The state, its population and its evolution live in
+:mod:`daemon.simulate.scalr.world`; this module only renders it.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
 from daemon.simulate.server import (
     BadParameter,
+    NotFound,
+    Paging,
     Reply,
     SimRequest,
     SimServer,
-    encode_query,
-    page_slice,
-    parse_int,
+    cut_page,
+    mentions,
     reason,
 )
 
 API_PREFIX = "/api/iacp/v3"
 JSONAPI = "application/vnd.api+json"
 MAX_PAGE_SIZE = 100
+PAGING = Paging("page[number]", "page[size]", MAX_PAGE_SIZE, bad_value_status=422)
 DEFAULT_ACCOUNT_CREATED_AT = "2021-03-01T00:00:00Z"
 
 # Derives account-users ids (UUID-like in the real API) from (account, user), so they are stable
 # across requests and across a leaver coming back.
 _ACCOUNT_USER_NAMESPACE = uuid.UUID("6f6d2a4e-5c0b-4d8e-9a51-3c2f0e7d9b11")
+
+Record = TypeVar("Record")
 
 _DEFAULT_DETAILS = {
     400: "Bad request.",
@@ -48,60 +51,34 @@ _DEFAULT_DETAILS = {
 }
 
 
-def format_scalr_time(moment: datetime) -> str:
-    """Scalr's timestamp form, ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (naive datetimes count as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class ScalrUser:
-    """A human user and its account-user relation in the one simulated account."""
-
-    id: str
-    email: str
-    full_name: str | None = None
-    username: str | None = None  # None -> the email is emitted, Scalr's usual convention
-    status: str = "Active"  # account-users status: Active | Inactive | Pending
-    last_login_at: str | None = None
-    created_at: str = "2024-01-01T00:00:00Z"
-    teams: set[str] = field(default_factory=set)
-
-
-@dataclass
-class ScalrServiceAccount:
-    id: str
-    name: str
-    email: str
-    description: str | None = None
-    status: str = "Active"  # Active | Inactive (service accounts are never Pending)
-    created_at: str = "2024-01-01T00:00:00Z"
-
-
-@dataclass
-class ScalrTeam:
-    id: str
-    name: str
-    description: str | None = None
-
-
-@dataclass
-class ScalrState:
-    """Everything the simulated account knows; hold ``lock`` to mutate it under a live server."""
-
-    account_id: str = "acc-v0osim1acme0001"
-    account_name: str = "acme"
-    token: str = "sim-scalr-token.v1.0123456789abcdefghijklmnopqrstuv"
-    users: dict[str, ScalrUser] = field(default_factory=dict)
-    service_accounts: dict[str, ScalrServiceAccount] = field(default_factory=dict)
-    teams: dict[str, ScalrTeam] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-
 @functools.lru_cache(maxsize=200_000)
 def _account_user_uuid(account_id: str, user_id: str) -> str:
     return str(uuid.uuid5(_ACCOUNT_USER_NAMESPACE, f"{account_id}/{user_id}"))
+
+
+def _encode_query(query: dict[str, list[str]], **overrides: str) -> str:
+    """Re-encode a decoded query the way clients do (brackets become %5B/%5D)."""
+    merged = {key: list(values) for key, values in query.items()}
+    for key, value in overrides.items():
+        merged[key] = [value]
+    return urlencode(merged, doseq=True)
+
+
+def _email_matches(wanted: str | None, email: str) -> bool:
+    """The ``filter[email]`` test: absent, or the same address ignoring case."""
+    return wanted is None or email.lower() == wanted.lower()
+
+
+def _missing(kind: str, ident: str) -> NotFound:
+    """Scalr's 404 for a single resource, which names its type and the id asked for."""
+    return NotFound(f"{kind} with ID '{ident}' not found or user unauthorized")
+
+
+def _existing(record: Record | None, kind: str, ident: str) -> Record:
+    """``record`` when there is one; otherwise the request ends in :func:`_missing`."""
+    if record is None:
+        raise _missing(kind, ident)
+    return record
 
 
 def _ref(kind: str, ident: str) -> dict[str, str]:
@@ -112,6 +89,7 @@ class ScalrSimulator(SimServer):
     """Serves ``/api/iacp/v3`` for :class:`ScalrState`; see the module docstring for the format."""
 
     json_content_type = JSONAPI
+    paging = PAGING
 
     def __init__(self, state: ScalrState | None = None, default_page_size: int = 20):
         super().__init__()
@@ -145,12 +123,6 @@ class ScalrSimulator(SimServer):
         if parameter:
             error["source"] = {"parameter": parameter}
         return self.json_reply(status, {"errors": [error]})
-
-    def page_number(self, request: SimRequest) -> int | None:
-        try:
-            return int(request.param("page[number]") or 1)
-        except ValueError:
-            return None
 
     # -- resource builders ---------------------------------------------------------------------
 
@@ -241,15 +213,9 @@ class ScalrSimulator(SimServer):
                 index.setdefault(team_id, []).append(user_id)
         return index
 
-    def _team_member_ids(self, team_id: str) -> list[str]:
-        return self._team_members_index().get(team_id, [])
-
-    def _team_resource(
-        self, team: ScalrTeam, members: dict[str, list[str]] | None = None
-    ) -> dict[str, Any]:
-        member_ids = (
-            members.get(team.id, []) if members is not None else self._team_member_ids(team.id)
-        )
+    def _team_resource(self, team: ScalrTeam, members: dict[str, list[str]]) -> dict[str, Any]:
+        """A team resource; ``members`` is :meth:`_team_members_index` for this response."""
+        member_ids = members.get(team.id, [])
         return {
             "type": "teams",
             "id": team.id,
@@ -279,45 +245,40 @@ class ScalrSimulator(SimServer):
         return wanted
 
     def _list_document(
-        self, request: SimRequest, resources: list, include_for_page=None, build=None
+        self, request: SimRequest, records: list, include_for_page=None, build=None
     ) -> Reply:
-        """Paginate already ordered resources into a JSON:API list document.
+        """Paginate already ordered records into a JSON:API list document.
 
-        ``build`` turns the page's records into resources, so a large listing only renders the
-        page asked for (a 20,000-user account stays fast to page through).
+        ``build`` renders the page's records into resources; ``include_for_page`` gives the
+        ``included`` resources for the rendered page.
         """
-        page = parse_int(request.param("page[number]"), 1, "page[number]", bad_status=422)
-        size = parse_int(
-            request.param("page[size]"), self.default_page_size, "page[size]", bad_status=422
-        )
-        if page < 1:
-            raise BadParameter(422, "page[number] must be 1 or greater.", "page[number]")
-        size = max(1, min(size, MAX_PAGE_SIZE))
-        items, total_pages = page_slice(resources, page, size)
-        if build is not None:
-            items = [build(item) for item in items]
-        next_page = page + 1 if page < total_pages else None
-        base = f"{request.origin}{request.path}"
-        links = {"self": f"{base}?{encode_query(request.query)}"}
-        if next_page is not None:
-            links["next"] = f"{base}?" + encode_query(
-                request.query, **{"page[number]": str(next_page), "page[size]": str(size)}
-            )
-        document: dict[str, Any] = {"data": items}
+        page = cut_page(request, records, PAGING, self.default_page_size, build)
+        document: dict[str, Any] = {"data": page.items}
         if include_for_page is not None:
-            document["included"] = include_for_page(items)
-        document["links"] = links
+            document["included"] = include_for_page(page.items)
+        document["links"] = self._list_links(request, page.next_number, page.size)
         document["meta"] = {
             "pagination": {
-                "current-page": page,
-                "page-size": size,
-                "prev-page": page - 1 if page > 1 else None,
-                "next-page": next_page,
-                "total-pages": total_pages,
-                "total-count": len(resources),
+                "current-page": page.number,
+                "page-size": page.size,
+                "prev-page": page.prev_number,
+                "next-page": page.next_number,
+                "total-pages": page.total_pages,
+                "total-count": page.total_count,
             }
         }
         return self.json_reply(200, document)
+
+    @staticmethod
+    def _list_links(request: SimRequest, next_page: int | None, size: int) -> dict[str, str]:
+        """``self`` repeats the request; ``next`` (absent on the last page) pins number and size."""
+        base = f"{request.origin}{request.path}"
+        links = {"self": f"{base}?{_encode_query(request.query)}"}
+        if next_page is not None:
+            links["next"] = f"{base}?" + _encode_query(
+                request.query, **{"page[number]": str(next_page), "page[size]": str(size)}
+            )
+        return links
 
     def _single_document(self, resource: dict[str, Any], included: list | None = None) -> Reply:
         document: dict[str, Any] = {"data": resource}
@@ -325,17 +286,10 @@ class ScalrSimulator(SimServer):
             document["included"] = included
         return self.json_reply(200, document)
 
-    def _not_found(self, kind: str, ident: str) -> Reply:
-        return self.error_reply(404, f"{kind} with ID '{ident}' not found or user unauthorized")
-
     def _included_teams(self, team_ids: list[str]) -> list[dict[str, Any]]:
         wanted = sorted(t for t in set(team_ids) if t in self.state.teams)
         members = self._team_members_index() if wanted else {}
-        return [
-            self._team_resource(self.state.teams[t], members)
-            for t in wanted
-            if t in self.state.teams
-        ]
+        return [self._team_resource(self.state.teams[t], members) for t in wanted]
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -353,8 +307,28 @@ class ScalrSimulator(SimServer):
 
     @staticmethod
     def _query_matches(request: SimRequest, *texts: str | None) -> bool:
-        needle = request.param("query")
-        return not needle or any(needle.lower() in (text or "").lower() for text in texts)
+        """The ``query`` free-text search over ``texts``."""
+        return mentions(request.param("query"), *texts)
+
+    def _account_records(
+        self,
+        request: SimRequest,
+        records: dict[str, Record],
+        id_filter: str,
+        keep: Callable[[Record], bool],
+    ) -> list[Record]:
+        """The account's ``records`` in id order that pass the ``id_filter`` parameter and ``keep``.
+
+        Nothing passes when ``filter[account]`` names another account.
+        """
+        if not self._account_filter_matches(request):
+            return []
+        wanted = self._id_filter(request, id_filter)
+        return [
+            records[k]
+            for k in sorted(records)
+            if (wanted is None or k in wanted) and keep(records[k])
+        ]
 
     def _sorted_users(self) -> list[ScalrUser]:
         return [self.state.users[k] for k in sorted(self.state.users)]
@@ -378,7 +352,7 @@ class ScalrSimulator(SimServer):
         with self.state.lock:
             self._includes(request, {"billing-plan", "identity-provider", "owner"})
             if ident != self.state.account_id:
-                return self._not_found("Account", ident)
+                raise _missing("Account", ident)
             return self._single_document(self._account_resource())
 
     def _list_account_users(self, request: SimRequest) -> Reply:
@@ -432,7 +406,7 @@ class ScalrSimulator(SimServer):
                 u
                 for u in self._sorted_users()
                 if (user_ids is None or u.id in user_ids)
-                and (email is None or u.email.lower() == email.lower())
+                and _email_matches(email, u.email)
                 and self._query_matches(request, u.email, u.full_name, u.username)
             ]
 
@@ -450,9 +424,7 @@ class ScalrSimulator(SimServer):
     def _get_user(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
             includes = self._includes(request, {"identity-providers", "teams"})
-            user = self.state.users.get(ident)
-            if user is None:
-                return self._not_found("User", ident)
+            user = _existing(self.state.users.get(ident), "User", ident)
             included = None
             if includes:
                 included = (
@@ -463,20 +435,16 @@ class ScalrSimulator(SimServer):
     def _list_service_accounts(self, request: SimRequest) -> Reply:
         with self.state.lock:
             includes = self._includes(request, {"account", "created-by"})
-            sa_ids = self._id_filter(request, "filter[service-account]")
             email = request.param("filter[email]")
-            accounts = [
-                self.state.service_accounts[k]
-                for k in sorted(self.state.service_accounts)
-                if self._account_filter_matches(request)
-                and (sa_ids is None or k in sa_ids)
-                and (email is None or self.state.service_accounts[k].email.lower() == email.lower())
-            ]
-            accounts = [
-                sa
-                for sa in accounts
-                if self._query_matches(request, sa.name, sa.email, sa.description)
-            ]
+            accounts = self._account_records(
+                request,
+                self.state.service_accounts,
+                "filter[service-account]",
+                lambda sa: (
+                    _email_matches(email, sa.email)
+                    and self._query_matches(request, sa.name, sa.email, sa.description)
+                ),
+            )
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [self._account_resource()] if "account" in includes and page else []
@@ -491,24 +459,22 @@ class ScalrSimulator(SimServer):
     def _get_service_account(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
             self._includes(request, {"account", "created-by"})
-            sa = self.state.service_accounts.get(ident)
-            if sa is None:
-                return self._not_found("ServiceAccount", ident)
+            sa = _existing(self.state.service_accounts.get(ident), "ServiceAccount", ident)
             return self._single_document(self._service_account_resource(sa))
 
     def _list_teams(self, request: SimRequest) -> Reply:
         with self.state.lock:
             includes = self._includes(request, {"account", "users"})
-            team_ids = self._id_filter(request, "filter[team]")
             name = request.param("filter[name]")
-            teams = [
-                self.state.teams[k]
-                for k in sorted(self.state.teams)
-                if self._account_filter_matches(request)
-                and (team_ids is None or k in team_ids)
-                and (name is None or self.state.teams[k].name == name)
-            ]
-            teams = [t for t in teams if self._query_matches(request, t.name, t.description)]
+            teams = self._account_records(
+                request,
+                self.state.teams,
+                "filter[team]",
+                lambda team: (
+                    (name is None or team.name == name)
+                    and self._query_matches(request, team.name, team.description)
+                ),
+            )
             members = self._team_members_index()
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -532,7 +498,5 @@ class ScalrSimulator(SimServer):
     def _get_team(self, request: SimRequest, ident: str) -> Reply:
         with self.state.lock:
             self._includes(request, {"account", "users"})
-            team = self.state.teams.get(ident)
-            if team is None:
-                return self._not_found("Team", ident)
-            return self._single_document(self._team_resource(team))
+            team = _existing(self.state.teams.get(ident), "Team", ident)
+            return self._single_document(self._team_resource(team, self._team_members_index()))

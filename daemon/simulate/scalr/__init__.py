@@ -1,0 +1,1 @@
+"""The simulated Scalr account: ``world`` holds its state and evolution, ``wire`` its API."""
