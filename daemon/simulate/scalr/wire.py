@@ -32,6 +32,24 @@ API_PREFIX = "/api/iacp/v3"
 JSONAPI = "application/vnd.api+json"
 MAX_PAGE_SIZE = 100
 PAGING = Paging("page[number]", "page[size]", MAX_PAGE_SIZE, bad_value_status=422)
+#: The documented quota object, with the values of a mid-sized plan.
+ACCOUNT_QUOTAS = {
+    "agent-relay-available": False,
+    "agents": 5,
+    "before-after-hooks-available": True,
+    "environments": 50,
+    "max-concurrent-runs": 10,
+    "policy-group-checks-available": True,
+    "policy-groups": 25,
+    "registry-modules": 100,
+    "registry-templates": 25,
+    "run-triggers": 100,
+    "service-accounts-available": True,
+    "sso-available": True,
+    "users": 250,
+    "vcs-providers": 10,
+    "workspaces": 1000,
+}
 DEFAULT_ACCOUNT_CREATED_AT = "2021-03-01T00:00:00Z"
 
 # Derives account-users ids (UUID-like in the real API) from (account, user), so they are stable
@@ -134,17 +152,24 @@ class ScalrSimulator(SimServer):
             "attributes": {
                 "name": s.account_name,
                 "created-at": DEFAULT_ACCOUNT_CREATED_AT,
-                "allowed-ips": [],
-                "quotas": {
-                    "users": None,
-                    "service-accounts-available": True,
-                    "sso-available": True,
-                },
+                "allowed-ips": ["0.0.0.0/0"],
+                "last-login-attempt-at": None,  # deprecated; still in the documented shape
+                "login-attempts": None,
+                "quotas": ACCOUNT_QUOTAS,
                 "support-access-enabled": False,
             },
-            "relationships": {"owner": {"data": None}, "identity-provider": {"data": None}},
+            "relationships": {
+                "billing-plan": {"data": _ref("billing-plans", f"bp-{s.account_id[4:]}")},
+                "identity-provider": {"data": None},
+                "owner": {"data": _ref("users", self._owner_id())},  # every account has one
+            },
             "links": {"self": f"{API_PREFIX}/accounts/{s.account_id}"},
         }
+
+    def _owner_id(self) -> str:
+        """The account's owner: its longest-standing user (a fixed id in an empty account)."""
+        users = sorted(self.state.users.values(), key=lambda u: (u.created_at or "", u.id))
+        return users[0].id if users else f"user-owner-{self.state.account_id[4:]}"
 
     def _user_team_ids(self, user: ScalrUser) -> list[str]:
         """A user's teams that still exist, in id order (dangling ids are never emitted)."""

@@ -1,0 +1,616 @@
+"""The recorded wire format in ``tests/payloads/`` is what the clients read and the simulators send.
+
+Every other test talks to the built-in simulators, so a simulator that drifted from the real API
+would let the clients drift with it, unnoticed. The payloads pin the real format down in one
+place, one file per endpoint the clients call (``tests/payloads/README.md`` says what each one
+answers). Two kinds of test hold both sides to it:
+
+* the public normalisers turn each payload into exactly the snapshot objects accesstrail stores,
+  and reject modified copies in which a field has the wrong JSON type (so the payload shows what
+  the validators check);
+* each simulator, asked the same request over real HTTP, answers a document of the same *shape*:
+  the same keys and JSON types at every level. Lists are compared by their first element (a list
+  of JSON:API resources by the first element of each resource type, because ``included`` mixes
+  types); an empty list on either side has no element to compare. A null may stand for a value
+  only where the API documents the field as nullable; those fields are listed explicitly below.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from daemon import errors
+from daemon.providers import planetscale, scalr
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
+from store.model import Organization, Team, User
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SCALR_API = "/api/iacp/v3"
+ACCOUNT_ID = "acc-svrcncgh453bi8g"
+ORG_ID = "ul8umvvqyk0j"
+ORG = "acme"
+MEMBERS_PATH = f"/v1/organizations/{ORG}/members"
+TEAM_MEMBERS_PATH = f"/v1/organizations/{ORG}/teams/platform/members"
+
+
+class _Missing:
+    """``with_value`` removes the key instead of setting it."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def payload(name: str) -> dict:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+def with_value(document: dict, path: tuple, value: object) -> dict:
+    """A deep copy of ``document`` with the item at ``path`` replaced (or removed: MISSING)."""
+    changed = copy.deepcopy(document)
+    parent = changed
+    for step in path[:-1]:
+        parent = parent[step]
+    if value is MISSING:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return changed
+
+
+# -- normalising whole payloads ----------------------------------------------------------------
+
+
+def scalr_account_users(document: dict) -> list[User]:
+    """Each account-user with its ``included`` user, as ``fetch_account_users`` pairs them."""
+    users = {item["id"]: item for item in document["included"] if item["type"] == "users"}
+    return [
+        scalr.user_from_account_user(item, users[item["relationships"]["user"]["data"]["id"]])
+        for item in document["data"]
+    ]
+
+
+def scalr_service_accounts(document: dict) -> list[User]:
+    return [scalr.user_from_service_account(item) for item in document["data"]]
+
+
+def scalr_teams(document: dict) -> list[Team]:
+    return [scalr.team_from_item(item, ACCOUNT_ID) for item in document["data"]]
+
+
+def ps_organizations(document: dict) -> list[Organization]:
+    return [planetscale.organization_from_item(item) for item in document["data"]]
+
+
+def ps_members(document: dict) -> list[tuple[User, str]]:
+    return [
+        (planetscale.user_from_member(item, MEMBERS_PATH), planetscale.member_role(item, ORG))
+        for item in document["data"]
+    ]
+
+
+def ps_teams(document: dict) -> list[Team]:
+    return [planetscale.team_from_item(item, ORG, ORG_ID) for item in document["data"]]
+
+
+def ps_team_members(document: dict) -> list[User]:
+    return [planetscale.user_from_member(item, TEAM_MEMBERS_PATH) for item in document["data"]]
+
+
+NORMALISERS: dict[str, Callable[[dict], list]] = {
+    "scalr/account-users.json": scalr_account_users,
+    "scalr/service-accounts.json": scalr_service_accounts,
+    "scalr/teams.json": scalr_teams,
+    "planetscale/organizations.json": ps_organizations,
+    "planetscale/members.json": ps_members,
+    "planetscale/teams.json": ps_teams,
+    "planetscale/team-members.json": ps_team_members,
+}
+
+
+def scalr_user(ident, email, name, status, provider_status, sign_in, created, kind="human"):
+    """A Scalr user as stored: Scalr reports no MFA, so ``mfa_enabled`` is always unknown."""
+    return User(
+        id=ident,
+        email=email,
+        name=name,
+        account_type=kind,
+        status=status,
+        provider_status=provider_status,
+        last_sign_in_at=sign_in,
+        mfa_enabled=None,
+        created_at=created,
+    )
+
+
+def ps_user(ident: str, email: str, name: str, mfa_enabled: int, created: str) -> User:
+    """A PlanetScale member as stored: enabled (membership is all there is), no sign-in known."""
+    return User(
+        id=ident,
+        email=email,
+        name=name,
+        account_type="human",
+        status="enabled",
+        provider_status=None,
+        last_sign_in_at=None,
+        mfa_enabled=mfa_enabled,
+        created_at=created,
+    )
+
+
+ADA_PS = ps_user("a7nq3zr0p1ks", "ada@acme.example", "Ada Lovelace", 1, "2022-11-20T08:00:00.000Z")
+GRACE_PS = ps_user(
+    "g5vj8d2lq6wu", "grace@acme.example", "Grace Hopper", 0, "2024-01-09T15:29:10.000Z"
+)
+
+EXPECTED: dict[str, list] = {
+    "scalr/account-users.json": [
+        scalr_user(
+            "user-svrcmmpcrkmit1g",
+            "ada.lovelace@acme.com",
+            "Ada Lovelace",
+            "enabled",
+            "Active",
+            "2026-08-19T16:40:02.000Z",
+            "2021-03-01T09:30:12.000Z",
+        ),
+        # Invited, never signed in: still enabled (the invitation can be accepted), no name yet.
+        scalr_user(
+            "user-suh84u6vuvidtbg",
+            "new.hire@acme.com",
+            None,
+            "enabled",
+            "Pending",
+            None,
+            "2026-08-18T10:00:00.000Z",
+        ),
+        # Status and last sign-in come from the account-user, not from the global user, which is
+        # still Active and signed in later (elsewhere).
+        scalr_user(
+            "user-v0o2p4kq1n8m3r7b",
+            "grace.hopper@acme.com",
+            "Grace Hopper",
+            "disabled",
+            "Inactive",
+            "2025-12-02T08:15:47.000Z",
+            "2023-05-14T11:02:33.000Z",
+        ),
+    ],
+    "scalr/service-accounts.json": [
+        scalr_user(
+            "sa-v0o3a1b2c3d4e5f6",
+            "ci-deployer@acme.scalr.io",
+            "ci-deployer",
+            "enabled",
+            "Active",
+            None,
+            "2025-05-06T10:11:12.000Z",
+            kind="service",
+        ),
+        scalr_user(
+            "sa-v0o3a1b2c3d4e5f7",
+            "legacy-bot@acme.scalr.io",
+            "legacy-bot",
+            "disabled",
+            "Inactive",
+            None,
+            "2023-01-20T08:00:00.000Z",
+            kind="service",
+        ),
+    ],
+    "scalr/teams.json": [
+        Team(
+            "team-tmhlublsnv43mt8",
+            ACCOUNT_ID,
+            "Platform",
+            None,
+            "Owns the shared Terraform modules",
+        ),
+        Team("team-v0os7i01qr63263l1", ACCOUNT_ID, "Security", None, None),
+    ],
+    "planetscale/organizations.json": [Organization(id=ORG_ID, name=ORG)],
+    "planetscale/members.json": [(ADA_PS, "admin"), (GRACE_PS, "member")],
+    "planetscale/teams.json": [
+        Team("t9w2f7kd1e3z", ORG_ID, "Platform", "platform", "Platform engineering")
+    ],
+    "planetscale/team-members.json": [GRACE_PS],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_payload_normalises_to_the_recorded_objects(name):
+    assert NORMALISERS[name](payload(name)) == EXPECTED[name]
+
+
+def normalise_changed(name: str, path: tuple, value: object) -> list:
+    return NORMALISERS[name](with_value(payload(name), path, value))
+
+
+REJECTED = [
+    ("scalr/account-users.json", ("data", 0, "attributes", "status"), 1),
+    ("scalr/account-users.json", ("data", 0, "attributes", "last-login-at"), "last Tuesday"),
+    ("scalr/account-users.json", ("included", 0, "attributes", "email"), 42),
+    ("scalr/account-users.json", ("included", 0, "attributes", "full-name"), ["Ada"]),
+    ("scalr/account-users.json", ("included", 0, "attributes", "created-at"), 1614591012),
+    ("scalr/service-accounts.json", ("data", 0, "attributes", "name"), 7),
+    ("scalr/service-accounts.json", ("data", 0, "attributes", "created-at"), 1746526272),
+    ("scalr/service-accounts.json", ("data", 0, "id"), ""),
+    ("scalr/teams.json", ("data", 0, "attributes", "description"), {"text": "x"}),
+    ("scalr/teams.json", ("data", 0, "id"), 1234),
+    ("planetscale/organizations.json", ("data", 0, "name"), MISSING),
+    ("planetscale/organizations.json", ("data", 0, "id"), 99),
+    ("planetscale/members.json", ("data", 0, "role"), MISSING),
+    ("planetscale/members.json", ("data", 0, "role"), 2),
+    ("planetscale/members.json", ("data", 0, "user", "email"), 42),
+    ("planetscale/members.json", ("data", 0, "user", "two_factor_auth_configured"), "yes"),
+    ("planetscale/members.json", ("data", 0, "user", "created_at"), "yesterday"),
+    ("planetscale/members.json", ("data", 0, "user"), "pscale-user-1"),
+    ("planetscale/teams.json", ("data", 0, "slug"), MISSING),
+    ("planetscale/teams.json", ("data", 0, "name"), 5),
+    ("planetscale/team-members.json", ("data", 0, "user", "id"), MISSING),
+    ("planetscale/team-members.json", ("data", 0, "user", "two_factor_auth_configured"), 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value"), REJECTED, ids=lambda part: str(part).replace(" ", "")
+)
+def test_a_field_not_as_documented_is_a_bad_response(name, path, value):
+    """Wrong JSON types, missing required fields and timestamps that are not ISO-8601."""
+    with pytest.raises(errors.BadResponse):
+        normalise_changed(name, path, value)
+
+
+def test_planetscale_role_words_are_kept_as_sent():
+    (_, role), _ = normalise_changed("planetscale/members.json", ("data", 0, "role"), "analyst")
+    assert role == "analyst"
+
+
+def test_planetscale_name_falls_back_to_display_name():
+    (user, _), _ = normalise_changed("planetscale/members.json", ("data", 0, "user", "name"), None)
+    assert (user.id, user.name) == (ADA_PS.id, "Ada Lovelace")
+
+
+def test_scalr_undocumented_status_is_kept_but_grants_nothing():
+    users = normalise_changed(
+        "scalr/account-users.json", ("data", 0, "attributes", "status"), "Suspended"
+    )
+    assert (users[0].status, users[0].provider_status) == ("disabled", "Suspended")
+
+
+# -- comparing shapes --------------------------------------------------------------------------
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def child(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def samples(items: list, path: str) -> dict[str, object]:
+    """The elements a list is compared by, keyed by their path.
+
+    A list of JSON:API resources (or resource identifiers) gives the first element of each
+    ``type``; any other list its first element.
+    """
+    if not items:
+        return {}
+    if all(isinstance(item, dict) and isinstance(item.get("type"), str) for item in items):
+        if all("id" in item for item in items):
+            first: dict[str, object] = {}
+            for item in items:
+                first.setdefault(f"{path}[{item['type']}]", item)
+            return first
+    return {f"{path}[]": items[0]}
+
+
+def shape_differences(expected: object, actual: object, nullable: set[str], path: str = ""):
+    """Where ``actual`` differs in shape from ``expected``: one line per difference."""
+    kinds = json_type(expected), json_type(actual)
+    if kinds[0] != kinds[1]:
+        if "null" in kinds and path in nullable:
+            return []
+        return [f"{path or '<document>'}: payload has {kinds[0]}, simulator has {kinds[1]}"]
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return dict_differences(expected, actual, nullable, path)
+    if isinstance(expected, list) and isinstance(actual, list) and expected and actual:
+        return list_differences(expected, actual, nullable, path)
+    return []
+
+
+def dict_differences(expected: dict, actual: dict, nullable: set[str], path: str) -> list[str]:
+    found = [f"{child(path, k)}: only in the payload" for k in sorted(expected.keys() - actual)]
+    found += [f"{child(path, k)}: only in the simulator" for k in sorted(actual.keys() - expected)]
+    for key in sorted(expected.keys() & actual.keys()):
+        found += shape_differences(expected[key], actual[key], nullable, child(path, key))
+    return found
+
+
+def list_differences(expected: list, actual: list, nullable: set[str], path: str) -> list[str]:
+    ours, theirs = samples(expected, path), samples(actual, path)
+    found = [f"{key}: only in the payload" for key in sorted(ours.keys() - theirs)]
+    found += [f"{key}: only in the simulator" for key in sorted(theirs.keys() - ours)]
+    for key in sorted(ours.keys() & theirs.keys()):
+        found += shape_differences(ours[key], theirs[key], nullable, key)
+    return found
+
+
+def paths(document: object, path: str = "") -> Iterator[str]:
+    """Every path ``shape_differences`` can visit in ``document``."""
+    if path:
+        yield path
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield from paths(value, child(path, key))
+    elif isinstance(document, list):
+        for key, value in samples(document, path).items():
+            yield from paths(value, key)
+
+
+def test_the_shape_comparison_sees_a_drift():
+    """The comparison itself: a renamed key, a retyped value and a stray null all show."""
+    document = payload("scalr/service-accounts.json")
+    drifted = with_value(document, ("data", 0, "attributes", "status"), MISSING)
+    drifted = with_value(drifted, ("data", 0, "attributes", "state"), "Active")
+    drifted = with_value(drifted, ("meta", "pagination", "total-count"), "2")
+    drifted = with_value(drifted, ("data", 0, "attributes", "name"), None)
+    assert shape_differences(document, drifted, set()) == [
+        "data[service-accounts].attributes.status: only in the payload",
+        "data[service-accounts].attributes.state: only in the simulator",
+        "data[service-accounts].attributes.name: payload has string, simulator has null",
+        "meta.pagination.total-count: payload has integer, simulator has string",
+    ]
+
+
+# -- fields the APIs document as nullable ------------------------------------------------------
+
+SCALR_PAGINATION_NULLABLE = {"meta.pagination.prev-page", "meta.pagination.next-page"}
+
+#: Per JSON:API resource type, the attributes and relationship data Scalr's OpenAPI spec types
+#: as "... or null".
+SCALR_NULLABLE_BY_TYPE = {
+    "accounts": {
+        "attributes.last-login-attempt-at",
+        "attributes.login-attempts",
+        "relationships.billing-plan.data",
+        "relationships.identity-provider.data",
+    },
+    "account-users": {
+        "attributes.last-login-at",
+        "relationships.account.data",
+        "relationships.user.data",
+        "relationships.teams.data",
+    },
+    "users": {
+        "attributes.full-name",
+        "attributes.created-at",
+        "attributes.last-login-at",
+        "relationships.identity-providers.data",
+        "relationships.teams.data",
+    },
+    "service-accounts": {
+        "attributes.description",
+        "relationships.created-by.data",
+        "relationships.owners.data",
+    },
+    "teams": {
+        "attributes.description",
+        "relationships.account.data",
+        "relationships.identity-provider.data",
+        "relationships.users.data",
+    },
+}
+
+PS_ENVELOPE_NULLABLE = {"next_page", "next_page_url", "prev_page", "prev_page_url"}
+PS_USER_NULLABLE = {
+    "name",
+    "default_organization",
+    "sso",
+    "managed",
+    "directory_managed",
+    "email_verified",
+}
+PS_ORGANIZATION_NULLABLE = {"has_past_due_invoices", "sso_portal_url"}
+
+
+def scalr_nullable(data_type: str, included_types: Iterable[str] = ()) -> set[str]:
+    found = set(SCALR_PAGINATION_NULLABLE)
+    for section, types in (("data", [data_type]), ("included", included_types)):
+        for kind in types:
+            found |= {f"{section}[{kind}].{field}" for field in SCALR_NULLABLE_BY_TYPE[kind]}
+    return found
+
+
+def ps_nullable(prefix: str, fields: Iterable[str]) -> set[str]:
+    return PS_ENVELOPE_NULLABLE | {f"{prefix}.{field}" for field in fields}
+
+
+# -- the simulators, given state that matches the payloads -------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    headers: dict[str, str]
+
+
+def scalr_state() -> ScalrState:
+    state = ScalrState(account_id=ACCOUNT_ID, account_name="acme")
+    for ident, name, description in (
+        ("team-tmhlublsnv43mt8", "Platform", "Owns the shared Terraform modules"),
+        ("team-v0os7i01qr63263l1", "Security", None),
+    ):
+        state.teams[ident] = ScalrTeam(ident, name, description)
+    for ident, email, full_name, status in (
+        ("user-svrcmmpcrkmit1g", "ada.lovelace@acme.com", "Ada Lovelace", "Active"),
+        ("user-suh84u6vuvidtbg", "new.hire@acme.com", None, "Pending"),
+    ):
+        state.users[ident] = ScalrUser(
+            id=ident,
+            email=email,
+            full_name=full_name,
+            status=status,
+            last_login_at="2026-08-19T16:40:02Z" if status == "Active" else None,
+            created_at="2021-03-01T09:30:12Z",
+            teams={"team-tmhlublsnv43mt8"},
+        )
+    state.service_accounts["sa-v0o3a1b2c3d4e5f6"] = ScalrServiceAccount(
+        "sa-v0o3a1b2c3d4e5f6", "ci-deployer", "ci-deployer@acme.scalr.io", "Used by CI", "Active"
+    )
+    return state
+
+
+def planetscale_state() -> PlanetScaleState:
+    state = PlanetScaleState()
+    for ident, name, two_factor in (
+        ("a7nq3zr0p1ks", "Ada Lovelace", True),
+        ("g5vj8d2lq6wu", "Grace Hopper", False),
+    ):
+        email = f"{name.split()[0].lower()}@acme.example"
+        state.users[ident] = PSUser(ident, email, name, name, two_factor)
+    team = PSTeam(
+        id="t9w2f7kd1e3z",
+        name="Platform",
+        slug="platform",
+        description="Platform engineering",
+        members={"g5vj8d2lq6wu"},
+        creator_id="a7nq3zr0p1ks",
+    )
+    state.organizations[ORG_ID] = PSOrganization(
+        id=ORG_ID,
+        name=ORG,
+        members={"a7nq3zr0p1ks": "admin", "g5vj8d2lq6wu": "member"},
+        teams={team.id: team},
+    )
+    return state
+
+
+@pytest.fixture(scope="module")
+def scalr_sim() -> Iterator[Served]:
+    state = scalr_state()
+    with ScalrSimulator(state) as sim:
+        yield Served(sim.url, {"Authorization": f"Bearer {state.token}"})
+
+
+@pytest.fixture(scope="module")
+def planetscale_sim() -> Iterator[Served]:
+    state = planetscale_state()
+    with PlanetScaleSimulator(state) as sim:
+        yield Served(sim.url, {"Authorization": f"{state.token_id}:{state.token_secret}"})
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    payload: str
+    simulator: str  # the fixture serving it
+    path: str
+    params: dict
+    nullable: set[str]
+
+
+SCALR_PAGE = {"page[size]": 100, "page[number]": 1}
+SCALR_ACCOUNT = {"filter[account]": ACCOUNT_ID}
+PS_PAGE = {"per_page": 100, "page": 1}
+
+SHAPE_CASES = [
+    ShapeCase(
+        "scalr/accounts.json",
+        "scalr_sim",
+        f"{SCALR_API}/accounts",
+        {"filter[name]": "acme"},
+        scalr_nullable("accounts"),
+    ),
+    ShapeCase(
+        "scalr/account-users.json",
+        "scalr_sim",
+        f"{SCALR_API}/account-users",
+        {**SCALR_ACCOUNT, "include": "user,teams", **SCALR_PAGE},
+        scalr_nullable("account-users", ["users", "teams"]),
+    ),
+    ShapeCase(
+        "scalr/service-accounts.json",
+        "scalr_sim",
+        f"{SCALR_API}/service-accounts",
+        {**SCALR_ACCOUNT, **SCALR_PAGE},
+        scalr_nullable("service-accounts"),
+    ),
+    ShapeCase(
+        "scalr/teams.json",
+        "scalr_sim",
+        f"{SCALR_API}/teams",
+        {**SCALR_ACCOUNT, **SCALR_PAGE},
+        scalr_nullable("teams"),
+    ),
+    ShapeCase(
+        "planetscale/organizations.json",
+        "planetscale_sim",
+        "/v1/organizations",
+        PS_PAGE,
+        ps_nullable("data[]", PS_ORGANIZATION_NULLABLE),
+    ),
+    ShapeCase(
+        "planetscale/members.json",
+        "planetscale_sim",
+        MEMBERS_PATH,
+        PS_PAGE,
+        ps_nullable("data[].user", PS_USER_NULLABLE),
+    ),
+    ShapeCase(
+        "planetscale/teams.json",
+        "planetscale_sim",
+        f"/v1/organizations/{ORG}/teams",
+        PS_PAGE,
+        ps_nullable("data[]", {"description"}) | ps_nullable("data[].members[]", PS_USER_NULLABLE),
+    ),
+    ShapeCase(
+        "planetscale/team-members.json",
+        "planetscale_sim",
+        TEAM_MEMBERS_PATH,
+        PS_PAGE,
+        ps_nullable("data[].user", PS_USER_NULLABLE),
+    ),
+]
+
+
+def served_document(served: Served, path: str, params: dict) -> dict:
+    response = httpx.get(served.url + path, params=params, headers=served.headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("case", SHAPE_CASES, ids=lambda case: case.payload)
+def test_nullable_fields_are_real_paths_of_the_payload(case):
+    """A misspelt entry in the nullable lists would silently allow nothing."""
+    assert case.nullable <= set(paths(payload(case.payload)))
+
+
+@pytest.mark.parametrize("case", SHAPE_CASES, ids=lambda case: case.payload)
+def test_the_simulator_sends_the_payload_shape(case, request):
+    served = request.getfixturevalue(case.simulator)
+    document = served_document(served, case.path, case.params)
+    differences = shape_differences(payload(case.payload), document, case.nullable)
+    assert not differences, "the simulator drifted from the payload:\n" + "\n".join(differences)
