@@ -36,6 +36,11 @@ db_option = click.option(
 )
 
 
+def settings_options(command):
+    """``--env-file`` and ``--db``: every command that reads the settings takes both."""
+    return env_file_option(db_option(command))
+
+
 def configure_logging(level: str) -> None:
     logger.remove()
     # diagnose=False: loguru would otherwise print every local variable of a traceback, and
@@ -134,8 +139,7 @@ def main() -> None:
     default=None,
     help="Sync only this provider.",
 )
-@env_file_option
-@db_option
+@settings_options
 def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     """Sync each enabled provider once now, print what changed, and exit."""
     from daemon.sync import sync_provider
@@ -161,8 +165,7 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
-@env_file_option
-@db_option
+@settings_options
 def run(env_file: Path | None, db: Path | None) -> None:
     """Run the daemon: sync each provider on its interval until SIGTERM/SIGINT."""
     from daemon.scheduler import run_daemon
@@ -173,8 +176,7 @@ def run(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
-@env_file_option
-@db_option
+@settings_options
 def check(env_file: Path | None, db: Path | None) -> None:
     """Validate the configuration and prove each credential with one cheap read."""
     from daemon.probe import probe_provider
@@ -199,8 +201,7 @@ def check(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
-@env_file_option
-@db_option
+@settings_options
 def status(env_file: Path | None, db: Path | None) -> None:
     """Per provider: last run, last success, its age and what is recorded now."""
     from daemon.status import provider_status
@@ -225,8 +226,7 @@ def status(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
-@env_file_option
-@db_option
+@settings_options
 def serve(env_file: Path | None, db: Path | None) -> None:
     """Serve the database with Datasette (read-only browsing and SQL)."""
     from daemon.serve import serve_database
@@ -246,8 +246,7 @@ def serve(env_file: Path | None, db: Path | None) -> None:
 )
 @click.option("--no-serve", is_flag=True, help="Exit after the rounds instead of serving.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the world.")
-@env_file_option
-@db_option
+@settings_options
 def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path | None) -> None:
     """Sync the built-in simulated Scalr and PlanetScale for a few rounds, then serve it."""
     from daemon.demo import DEMO_DB, run_demo
