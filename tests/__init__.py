@@ -1,0 +1,1 @@
+"""The test suite: ``helpers.py`` is its library, ``conftest.py`` its fixtures."""

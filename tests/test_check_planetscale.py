@@ -1,7 +1,7 @@
 """``check`` proves a PlanetScale token can do what a sync needs, not only that it is valid."""
 
-from daemon.simulate.planetscale import PSOrganization, PSUser
-from tests.conftest import planetscale_env, run_cli
+from daemon.simulate.planetscale.world import PSOrganization, PSUser
+from tests.helpers import planetscale_env, run_cli
 
 
 def _world(state):

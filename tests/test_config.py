@@ -1,4 +1,4 @@
-"""Configuration (CONTRACT §2): where settings come from, which values are accepted, and how a
+"""Configuration: where settings come from, which values are accepted, and how a
 mistake is reported.
 
 Settings decide where credentials are sent and where history is written, so every rule here is a
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import ConfigError, load_settings
-from tests.conftest import query, run_cli, scalr_env
+from tests.helpers import query, run_cli, scalr_env
 
 SCALR_TOKEN = "scalr-token-0123456789abcdef.SECRET"
 PS_ID = "tokid12345ab"

@@ -4,24 +4,16 @@ The database is filled by real syncs against the simulators; Datasette runs as `
 serve`` in its own process and is read over HTTP, as an auditor's browser would.
 """
 
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
-    PlanetScaleState,
-    PSOrganization,
-    PSUser,
-)
-from daemon.simulate.scalr import ScalrSimulator, ScalrState, ScalrUser
-from daemon.sync import sync_provider
-from tests.conftest import free_port, query, settings_for
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSUser
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrState, ScalrUser
+from tests.helpers import instant_after, query, serving, sync
 
 
 def _stamp(days_ago: int) -> str:
@@ -50,61 +42,48 @@ def audited(tmp_path_factory):
         id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
     )
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
-        settings = settings_for(db_path, scalr=scalr_sim, planetscale=ps_sim)
-        for provider in ("scalr", "planetscale"):
-            sync_provider(settings, provider)
-        time.sleep(0.01)
+        sync(db_path, scalr=scalr_sim)
+        sync(db_path, planetscale=ps_sim)
+        # the second round's runs start strictly after the first round's ended
+        (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
+        instant_after(last["stamp"])
         del scalr_state.users["user-carol"]
         ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
-        for provider in ("scalr", "planetscale"):
-            sync_provider(settings, provider)
+        sync(db_path, scalr=scalr_sim)
+        sync(db_path, planetscale=ps_sim)
     runs = query(
         db_path, "SELECT started_at FROM sync_runs WHERE provider = 'planetscale' ORDER BY id"
     )
-    port = free_port()
-    env = {**os.environ, "ACCESSTRAIL_PORT": str(port)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "serve", "--db", str(db_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base + "/-/versions.json", timeout=2)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.2)
-    yield {
-        "base": base,
-        "db": "audit",
-        "first": runs[0]["started_at"],
-        "second": runs[1]["started_at"],
-    }
-    server.terminate()
-    server.wait(timeout=10)
+    with serving(db_path) as base:
+        yield {
+            "base": base,
+            "db": "audit",
+            "first": runs[0]["started_at"],
+            "second": runs[1]["started_at"],
+        }
+
+
+#: Datasette reads a page of this small database in milliseconds; 10 s is room for a loaded
+#: machine.
+READ_TIMEOUT = 10
 
 
 def _canned(audited, name, **params):
     response = httpx.get(
         f"{audited['base']}/{audited['db']}/{name}.json",
         params={**params, "_shape": "array"},
-        timeout=10,
+        timeout=READ_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def test_tables_and_columns_carry_their_descriptions(audited):
-    metadata = httpx.get(audited["base"] + "/-/metadata.json", timeout=10).json()
+    metadata = httpx.get(audited["base"] + "/-/metadata.json", timeout=READ_TIMEOUT).json()
     users = metadata["databases"]["audit"]["tables"]["users"]
     assert users["description"].startswith("Every account ever seen")
     assert users["columns"]["status"] == "`enabled` or `disabled`"
-    page = httpx.get(f"{audited['base']}/audit/users", timeout=10).text
+    page = httpx.get(f"{audited['base']}/audit/users", timeout=READ_TIMEOUT).text
     assert "Every account ever seen" in page
 
 

@@ -2,9 +2,8 @@
 
 import sqlite3
 
-from daemon.simulate.scalr import ScalrUser
-from daemon.sync import sync_provider
-from tests.conftest import query, run_cli, scalr_env, settings_for, snapshot_tables
+from daemon.simulate.scalr.world import ScalrUser
+from tests.helpers import query, run_cli, scalr_env, snapshot_tables, sync
 
 
 def _users(state, count=3):
@@ -16,8 +15,7 @@ def test_a_write_that_fails_during_apply_rolls_back_and_closes_the_run_as_failed
     scalr_sim, db_path
 ):
     _users(scalr_sim.state)
-    settings = settings_for(db_path, scalr=scalr_sim)
-    sync_provider(settings, "scalr")
+    sync(db_path, scalr=scalr_sim)
     conn = sqlite3.connect(db_path)
     conn.execute(
         "CREATE TRIGGER full_disk BEFORE INSERT ON changes "
@@ -28,7 +26,7 @@ def test_a_write_that_fails_during_apply_rolls_back_and_closes_the_run_as_failed
     before = snapshot_tables(db_path)
     scalr_sim.state.users["user-1"].status = "Inactive"
 
-    outcome = sync_provider(settings, "scalr")
+    outcome = sync(db_path, scalr=scalr_sim)
 
     assert outcome.status == "failed"
     assert "could not record the snapshot" in outcome.error and "disk is full" in outcome.error
@@ -61,5 +59,5 @@ def test_a_body_that_cannot_be_decoded_is_a_bad_response_not_a_crash(scalr_sim, 
     assert check.stderr.strip().count("\n") == 0
     assert "Scalr" in check.stderr and "could not be read" in check.stderr
 
-    outcome = sync_provider(settings_for(db_path, scalr=scalr_sim), "scalr")
+    outcome = sync(db_path, scalr=scalr_sim)
     assert outcome.status == "failed" and "could not be read" in outcome.error

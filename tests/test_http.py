@@ -1,18 +1,23 @@
-"""The shared HTTP layer (``daemon/http.py``, ``daemon/paging.py``) over real HTTP (CONTRACT §4
-rules 8 and 9).
+"""The shared HTTP layer (``daemon/http.py``, ``daemon/paging.py``) over real HTTP.
 
-Everything a misbehaving provider can do must end in a bounded, honest outcome: retryable answers
-(429/502/503/504, dropped connections) are retried with ``Retry-After`` honoured and every attempt
-counted in ``sync_runs.requests``; permanent errors are not retried; a silent or trickling server
-cannot hang the daemon past its deadline; malformed bodies and paging that does not advance fail
-the run instead of being read as "everyone else was removed"; and credentials never leave the
-configured origin, whatever a body or a redirect names. The simulators are real HTTP servers on
-127.0.0.1 with injected faults; only the pure helpers (``parse_retry_after``, ``RateLimiter``) are
+Everything a misbehaving provider can do must end in a bounded, honest outcome
+(``docs/sync-rules.md``, "Failures" and "Paging"): retryable answers (429/502/503/504, dropped
+connections) are retried with ``Retry-After`` honoured and every attempt counted in
+``sync_runs.requests``; permanent errors are not retried; a silent or trickling server cannot
+hang the daemon past its deadline; malformed bodies and paging that does not advance fail the run
+instead of being read as "everyone else was removed"; and credentials never leave the configured
+origin, whatever a body or a redirect names. The simulators are real HTTP servers on 127.0.0.1
+with injected faults; only the pure helpers (``parse_retry_after``, ``RateLimiter``) are
 unit-tested with injected time.
+
+Most tests sync with ``TEST_POLICY`` (millisecond back-off, patient timeouts); the ones about
+timeouts and deadlines use ``FAST_POLICY``, whose 1 s read timeout and 4 s request deadline stand
+for production's 20 s and 50 s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import re
@@ -27,23 +32,25 @@ from daemon import errors, paging
 from daemon.config import load_settings
 from daemon.http import HttpPolicy, RateLimiter, parse_retry_after
 from daemon.providers import planetscale, scalr
-from daemon.simulate import planetscale as ps_sim_module
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
-    PlanetScaleState,
-    PSOrganization,
-    PSTeam,
-    PSUser,
-)
-from daemon.simulate.scalr import (
-    ScalrServiceAccount,
-    ScalrSimulator,
-    ScalrState,
-    ScalrTeam,
-    ScalrUser,
-)
+from daemon.simulate.planetscale import wire as ps_wire
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
 from daemon.sync import sync_provider
-from tests.conftest import FAST_POLICY, planetscale_env, query, settings_for, snapshot_tables
+from tests.helpers import (
+    FAST_POLICY,
+    TEST_POLICY,
+    WatchedPlanetScale,
+    WatchedScalr,
+    free_port,
+    planetscale_env,
+    query,
+    run_row,
+    settings_for,
+    snapshot_tables,
+    sync,
+)
 
 ACCOUNT_USERS = r"/api/iacp/v3/account-users$"
 PS_ORGS = r"^/v1/organizations$"
@@ -101,25 +108,8 @@ def ps_world():
         yield sim
 
 
-def sync(db_path, provider, sim, policy: HttpPolicy = FAST_POLICY, **extra):
-    settings = settings_for(db_path, **{provider: sim}, **extra)
-    return sync_provider(settings, provider, policy=policy)
-
-
-def run_row(db_path, run_id) -> dict:
-    (row,) = query(db_path, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
-    return row
-
-
 def hits(sim, pattern: str) -> int:
     return sum(1 for r in sim.requests if re.search(pattern, r.path))
-
-
-def closed_port(host: str = "127.0.0.1") -> int:
-    """A port on ``host`` that nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def assert_failed_run(db_path, outcome, *needles: str) -> dict:
@@ -141,7 +131,7 @@ def assert_failed_run(db_path, outcome, *needles: str) -> dict:
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_scalr_retryable_status_is_retried_and_every_attempt_counted(db_path, scalr_world, status):
     scalr_world.add_fault(path=ACCOUNT_USERS, status=status, times=2)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(scalr_world, ACCOUNT_USERS) == 3
     assert len(scalr_world.requests) == 6  # 4 for a clean sync + 2 retries
@@ -161,7 +151,7 @@ def test_planetscale_retryable_status_is_retried_and_every_attempt_counted(
     db_path, ps_world, status
 ):
     ps_world.add_fault(path=PS_ORGS, status=status, times=2)
-    outcome = sync(db_path, "planetscale", ps_world)
+    outcome = sync(db_path, planetscale=ps_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(ps_world, PS_ORGS) == 3
     assert len(ps_world.requests) == 6  # orgs, members, teams, 1 team's members + 2
@@ -174,7 +164,7 @@ def test_planetscale_retryable_status_is_retried_and_every_attempt_counted(
 )
 def test_non_retryable_status_fails_the_run_after_one_request(db_path, scalr_world, status, needle):
     scalr_world.add_fault(path=ACCOUNT_USERS, status=status)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", needle, "account-users")
     assert hits(scalr_world, ACCOUNT_USERS) == 1
     assert row["requests"] == 2  # accounts + the one refused listing
@@ -183,52 +173,62 @@ def test_non_retryable_status_fails_the_run_after_one_request(db_path, scalr_wor
 
 def test_planetscale_404_on_a_scope_is_not_retried_and_makes_the_run_partial(db_path, ps_world):
     ps_world.add_fault(path=PS_MEMBERS, status=404)
-    outcome = sync(db_path, "planetscale", ps_world)
+    outcome = sync(db_path, planetscale=ps_world)
     assert outcome.status == "partial"
     assert hits(ps_world, PS_MEMBERS) == 1
     assert run_row(db_path, outcome.run_id)["requests"] == 4
     assert "404" in outcome.error and "members" in outcome.error
 
 
-def test_retry_after_seconds_is_honoured(db_path, scalr_world):
-    scalr_world.add_fault(path=ACCOUNT_USERS, status=503, times=1, headers={"Retry-After": "1"})
-    started = time.monotonic()
-    outcome = sync(db_path, "scalr", scalr_world)
-    elapsed = time.monotonic() - started
+def test_retry_after_seconds_is_honoured(db_path):
+    with WatchedScalr(small_scalr_state()) as sim:
+        sim.add_fault(path=ACCOUNT_USERS, status=503, times=1, headers={"Retry-After": "1"})
+        outcome = sync(db_path, scalr=sim)
     assert outcome.status == "succeeded", outcome.error
-    assert elapsed >= 1.0  # FAST_POLICY's own backoff is ≤ 0.05 s
-    assert elapsed < FAST_POLICY.request_deadline
-    assert hits(scalr_world, ACCOUNT_USERS) == 2
+    first, retry = (a.monotonic for a in sim.arrived("/account-users"))
+    # The 1 s asked for was waited out, not TEST_POLICY's own back-off (at most 0.05 s). The
+    # upper bound only catches a wait of another order (the header read as minutes, say); its
+    # 3 s above the second asked for are room for a loaded machine.
+    assert 1.0 <= retry - first < 4.0
+    assert hits(sim, ACCOUNT_USERS) == 2
 
 
-def test_retry_after_on_429_is_honoured(db_path, ps_world):
-    ps_world.add_fault(path=PS_ORGS, status=429, times=1, headers={"Retry-After": "1"})
-    started = time.monotonic()
-    outcome = sync(db_path, "planetscale", ps_world)
+def test_retry_after_on_429_is_honoured(db_path):
+    with WatchedPlanetScale(small_ps_state()) as sim:
+        sim.add_fault(path=PS_ORGS, status=429, times=1, headers={"Retry-After": "1"})
+        outcome = sync(db_path, planetscale=sim)
     assert outcome.status == "succeeded", outcome.error
-    assert time.monotonic() - started >= 1.0
+    first, retry = (a.monotonic for a in sim.arrived("/v1/organizations"))
+    assert retry - first >= 1.0  # a lower bound: a loaded machine only makes the gap longer
     assert run_row(db_path, outcome.run_id)["requests"] == 5
 
 
-def test_retry_after_http_date_is_honoured(db_path, scalr_world):
+def test_retry_after_http_date_is_honoured(db_path):
     when = datetime.now(UTC) + timedelta(seconds=3)
-    header = email.utils.format_datetime(when, usegmt=True)  # whole seconds: wait is 2..3 s
-    scalr_world.add_fault(path=ACCOUNT_USERS, status=503, times=1, headers={"Retry-After": header})
-    started = time.monotonic()
-    outcome = sync(db_path, "scalr", scalr_world)
-    elapsed = time.monotonic() - started
+    header = email.utils.format_datetime(when, usegmt=True)  # whole seconds: 2 to 3 s from now
+    named = email.utils.parsedate_to_datetime(header).timestamp()
+    with WatchedScalr(small_scalr_state()) as sim:
+        sim.add_fault(path=ACCOUNT_USERS, status=503, times=1, headers={"Retry-After": header})
+        outcome = sync(db_path, scalr=sim)
     assert outcome.status == "succeeded", outcome.error
-    assert elapsed >= 1.5
-    assert elapsed < FAST_POLICY.request_deadline
-    assert hits(scalr_world, ACCOUNT_USERS) == 2
+    first, retry = sim.arrived("/account-users")
+    # The retry came no earlier than the instant the header names (0.1 s of slack for the two
+    # clocks involved), however late the first try was on a loaded machine; and it came at that
+    # instant, not an interval later: 3 s of room above it.
+    assert named - 0.1 <= retry.wall < named + 3.0
+    assert hits(sim, ACCOUNT_USERS) == 2
 
 
-def test_retry_after_beyond_the_deadline_fails_at_once_instead_of_sleeping(db_path, scalr_world):
-    scalr_world.add_fault(path=ACCOUNT_USERS, status=503, headers={"Retry-After": "600"})
-    started = time.monotonic()
-    outcome = sync(db_path, "scalr", scalr_world)
-    assert time.monotonic() - started < FAST_POLICY.request_deadline
+def test_retry_after_beyond_the_deadline_fails_at_once_instead_of_sleeping(db_path):
+    with WatchedScalr(small_scalr_state()) as sim:
+        sim.add_fault(path=ACCOUNT_USERS, status=503, headers={"Retry-After": "600"})
+        outcome = sync(db_path, scalr=sim, policy=FAST_POLICY)
+        ended = time.monotonic()
     assert_failed_run(db_path, outcome, "Scalr", "503")
+    (first,) = sim.arrived("/account-users")
+    # At once: within 2 s of the refused request, half of the 4 s deadline a client that slept
+    # "as long as it may" would wait out; answering and recording the failure takes milliseconds.
+    assert ended - first.monotonic < FAST_POLICY.request_deadline / 2
 
 
 @pytest.mark.parametrize("value, seconds", [("5", 5.0), (" 120 ", 120.0), ("0", 0.0)])
@@ -253,22 +253,22 @@ def test_parse_retry_after_unusable_values_give_none(value):
 
 def test_permanent_503_fails_after_max_attempts(db_path, scalr_world):
     scalr_world.add_fault(path=ACCOUNT_USERS, status=503)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", "503")
-    assert hits(scalr_world, ACCOUNT_USERS) == FAST_POLICY.max_attempts
-    assert row["requests"] == 1 + FAST_POLICY.max_attempts
+    assert hits(scalr_world, ACCOUNT_USERS) == TEST_POLICY.max_attempts
+    assert row["requests"] == 1 + TEST_POLICY.max_attempts
 
 
 def test_permanent_502_on_planetscale_organizations_fails_after_max_attempts(db_path, ps_world):
     ps_world.add_fault(path=PS_ORGS, status=502)
-    outcome = sync(db_path, "planetscale", ps_world)
+    outcome = sync(db_path, planetscale=ps_world)
     row = assert_failed_run(db_path, outcome, "PlanetScale", "502")
-    assert hits(ps_world, PS_ORGS) == FAST_POLICY.max_attempts
-    assert row["requests"] == FAST_POLICY.max_attempts
+    assert hits(ps_world, PS_ORGS) == TEST_POLICY.max_attempts
+    assert row["requests"] == TEST_POLICY.max_attempts
 
 
 def test_connection_refused_is_retried_then_fails_with_one_line(db_path):
-    port = closed_port()
+    port = free_port()
     settings = settings_for(
         db_path,
         SCALR_API_TOKEN="tok",
@@ -277,18 +277,24 @@ def test_connection_refused_is_retried_then_fails_with_one_line(db_path):
     )
     started = time.monotonic()
     outcome = sync_provider(settings, "scalr", policy=FAST_POLICY)
+    # A refused connection is refused at once and the back-off between attempts is at most
+    # 0.05 s, so the whole sync ends well inside one request deadline (4 s), also when loaded.
     assert time.monotonic() - started < FAST_POLICY.request_deadline
     row = assert_failed_run(db_path, outcome, "Scalr", "could not be reached", f"127.0.0.1:{port}")
     assert row["requests"] == FAST_POLICY.max_attempts
 
 
 @pytest.mark.timeout(60)
-def test_server_that_stops_answering_fails_within_the_deadline(db_path, scalr_world):
-    scalr_world.add_fault(path=ACCOUNT_USERS, status=200, delay=8.0)  # > read_timeout (1 s)
-    started = time.monotonic()
-    outcome = sync(db_path, "scalr", scalr_world)
-    elapsed = time.monotonic() - started
-    assert elapsed < FAST_POLICY.request_deadline + 1.0
+def test_server_that_stops_answering_fails_within_the_deadline(db_path):
+    with WatchedScalr(small_scalr_state()) as sim:
+        sim.add_fault(path=ACCOUNT_USERS, status=200, delay=8.0)  # > read_timeout (1 s)
+        outcome = sync(db_path, scalr=sim, policy=FAST_POLICY)
+        ended = time.monotonic()
+    first = sim.arrived("/account-users")[0]
+    # The request's deadline (4 s here, 50 s in production) runs from its first attempt; the
+    # 1.5 s above it are room for recording the failure on a loaded machine, far below the 8 s
+    # the server would have kept the request.
+    assert ended - first.monotonic < FAST_POLICY.request_deadline + 1.5
     assert_failed_run(db_path, outcome, "Scalr", "account-users")
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
 
@@ -313,6 +319,7 @@ class TricklingServer:
         self.sock.listen(8)
         self.sock.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.first_request_at: float | None = None  # time.monotonic() of the first connection
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -321,6 +328,8 @@ class TricklingServer:
                 conn, _ = self.sock.accept()
             except (TimeoutError, OSError):
                 continue
+            if self.first_request_at is None:
+                self.first_request_at = time.monotonic()
             threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
 
     def _trickle(self, conn):
@@ -353,18 +362,21 @@ def test_trickling_server_cannot_hold_a_request_past_its_deadline(db_path):
         settings = settings_for(
             db_path, SCALR_API_TOKEN="tok", SCALR_ACCOUNT="acme", SCALR_BASE_URL=server.url
         )
-        started = time.monotonic()
         outcome = sync_provider(settings, "scalr", policy=FAST_POLICY)
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
     finally:
         server.close()
+    # As above: the 4 s deadline from the first attempt, and 1.5 s of room for a loaded machine,
+    # far below the 10 s the server would go on trickling.
+    assert server.first_request_at is not None
+    elapsed = ended - server.first_request_at
     assert elapsed < FAST_POLICY.request_deadline + 1.5, f"took {elapsed:.1f}s"
     assert_failed_run(db_path, outcome, "Scalr")
 
 
 def test_dropped_connection_is_retried(db_path, scalr_world):
     scalr_world.add_fault(path=ACCOUNT_USERS, drop=True, times=1)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(scalr_world, ACCOUNT_USERS) == 2
     assert run_row(db_path, outcome.run_id)["requests"] == 5
@@ -372,21 +384,21 @@ def test_dropped_connection_is_retried(db_path, scalr_world):
 
 def test_connection_dropped_every_time_fails_after_max_attempts(db_path, scalr_world):
     scalr_world.add_fault(path=ACCOUNT_USERS, drop=True)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "account-users")
-    assert hits(scalr_world, ACCOUNT_USERS) == FAST_POLICY.max_attempts
+    assert hits(scalr_world, ACCOUNT_USERS) == TEST_POLICY.max_attempts
 
 
 # -- bodies we cannot trust ----------------------------------------------------------------------
 
 
 def test_malformed_json_fails_the_run_and_changes_nothing_else(db_path, scalr_world):
-    assert sync(db_path, "scalr", scalr_world).status == "succeeded"
+    assert sync(db_path, scalr=scalr_world).status == "succeeded"
     before = snapshot_tables(db_path)
     with scalr_world.state.lock:  # a change that must NOT be recorded
         del scalr_world.state.users["user-aaaaaaaaaaaaaaa02"]
     scalr_world.add_fault(path=ACCOUNT_USERS, malformed=True)
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "not JSON", "account-users")
     assert snapshot_tables(db_path) == before
     assert [r["status"] for r in query(db_path, "SELECT status FROM sync_runs ORDER BY id")] == [
@@ -397,13 +409,13 @@ def test_malformed_json_fails_the_run_and_changes_nothing_else(db_path, scalr_wo
 
 def test_json_that_is_not_an_object_fails_the_run(db_path, ps_world):
     ps_world.add_fault(path=PS_ORGS, status=200, body="[1, 2, 3]")
-    outcome = sync(db_path, "planetscale", ps_world)
+    outcome = sync(db_path, planetscale=ps_world)
     assert_failed_run(db_path, outcome, "PlanetScale", "not an object")
 
 
 def test_listing_without_a_data_list_fails_the_run(db_path, scalr_world):
     scalr_world.add_fault(path=ACCOUNT_USERS, status=200, body='{"data": {"id": "x"}}')
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "data")
 
 
@@ -454,120 +466,85 @@ def scalr_users_page(user_ids, *, page, next_page, total_pages, total_count) -> 
     )
 
 
-def test_scalr_next_page_that_does_not_advance_fails(db_path, scalr_world):
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
-        page=1,
-        status=200,
-        body=scalr_users_page(["user-p1"], page=1, next_page=1, total_pages=3, total_count=3),
+def serve_users_page(sim, user_ids, *, page, next_page, total_pages, total_count) -> None:
+    """Have ``sim`` answer that page of the account-users listing with the page given."""
+    body = scalr_users_page(
+        user_ids, page=page, next_page=next_page, total_pages=total_pages, total_count=total_count
     )
-    outcome = sync(db_path, "scalr", scalr_world)
-    assert_failed_run(db_path, outcome, "Scalr", "paging does not advance")
+    sim.add_fault(path=ACCOUNT_USERS, page=page, status=200, body=body)
+
+
+@pytest.mark.parametrize(
+    "user_ids, meta, needle",
+    [
+        (["user-p1"], dict(next_page=1, total_pages=3, total_count=3), "paging does not advance"),
+        (["user-p1"], dict(next_page=2, total_pages=1, total_count=1), "paging does not advance"),
+        ([], dict(next_page=2, total_pages=2, total_count=5), "empty"),
+    ],
+    ids=["next-page-does-not-advance", "next-page-beyond-total-pages", "empty-page-with-a-next"],
+)
+def test_scalr_first_page_whose_next_page_cannot_be_right_fails(
+    db_path, scalr_world, user_ids, meta, needle
+):
+    serve_users_page(scalr_world, user_ids, page=1, **meta)
+    outcome = sync(db_path, scalr=scalr_world)
+    assert_failed_run(db_path, outcome, "Scalr", needle)
     assert hits(scalr_world, ACCOUNT_USERS) == 1
 
 
 def test_scalr_next_page_pointing_back_fails(db_path, scalr_world):
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
-        page=1,
-        status=200,
-        body=scalr_users_page(["user-p1"], page=1, next_page=2, total_pages=3, total_count=3),
-    )
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
-        page=2,
-        status=200,
-        body=scalr_users_page(["user-p2"], page=2, next_page=1, total_pages=3, total_count=3),
-    )
-    outcome = sync(db_path, "scalr", scalr_world)
+    serve_users_page(scalr_world, ["user-p1"], page=1, next_page=2, total_pages=3, total_count=3)
+    serve_users_page(scalr_world, ["user-p2"], page=2, next_page=1, total_pages=3, total_count=3)
+    outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "paging does not advance")
     assert hits(scalr_world, ACCOUNT_USERS) == 2
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
 
 
-def test_scalr_next_page_beyond_total_pages_fails(db_path, scalr_world):
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
-        page=1,
-        status=200,
-        body=scalr_users_page(["user-p1"], page=1, next_page=2, total_pages=1, total_count=1),
-    )
-    outcome = sync(db_path, "scalr", scalr_world)
-    assert_failed_run(db_path, outcome, "Scalr", "paging does not advance")
-    assert hits(scalr_world, ACCOUNT_USERS) == 1
-
-
-def test_scalr_empty_page_claiming_a_next_page_fails(db_path, scalr_world):
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
-        page=1,
-        status=200,
-        body=scalr_users_page([], page=1, next_page=2, total_pages=2, total_count=5),
-    )
-    outcome = sync(db_path, "scalr", scalr_world)
-    assert_failed_run(db_path, outcome, "Scalr", "empty")
-    assert hits(scalr_world, ACCOUNT_USERS) == 1
-
-
 def test_scalr_listing_that_ends_short_of_its_total_fails_instead_of_ending_silently(
     db_path, scalr_world
 ):
-    assert sync(db_path, "scalr", scalr_world).status == "succeeded"
+    assert sync(db_path, scalr=scalr_world).status == "succeeded"
     before = snapshot_tables(db_path)
-    scalr_world.add_fault(
-        path=ACCOUNT_USERS,
+    serve_users_page(
+        scalr_world,
+        ["user-aaaaaaaaaaaaaaa00"],
         page=1,
-        status=200,
-        body=scalr_users_page(
-            ["user-aaaaaaaaaaaaaaa00"], page=1, next_page=None, total_pages=1, total_count=3
-        ),
+        next_page=None,
+        total_pages=1,
+        total_count=3,
     )
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "1 of 3")
     assert snapshot_tables(db_path) == before  # no one recorded as removed
 
 
+def serve_first_ps_page(sim, path: str, **document) -> None:
+    """Have ``sim`` answer page 1 of the PlanetScale listing at ``path`` with ``document``."""
+    body = json.dumps({"type": "list", "current_page": 1, **document})
+    sim.add_fault(path=path, page=1, status=200, body=body)
+
+
 def test_planetscale_organizations_page_that_does_not_advance_fails(db_path, ps_world):
-    ps_world.add_fault(
-        path=PS_ORGS,
-        page=1,
-        status=200,
-        body=json.dumps(
-            {
-                "type": "list",
-                "current_page": 1,
-                "next_page": 1,
-                "next_page_url": None,
-                "data": [{"id": "org000000001", "name": "acme"}],
-            }
-        ),
+    serve_first_ps_page(
+        ps_world,
+        PS_ORGS,
+        next_page=1,
+        next_page_url=None,
+        data=[{"id": "org000000001", "name": "acme"}],
     )
-    outcome = sync(db_path, "planetscale", ps_world)
+    outcome = sync(db_path, planetscale=ps_world)
     assert_failed_run(db_path, outcome, "PlanetScale", "paging does not advance")
     assert hits(ps_world, PS_ORGS) == 1
 
 
 def test_planetscale_members_paging_fault_is_confined_to_its_scope(db_path, ps_world):
-    assert sync(db_path, "planetscale", ps_world).status == "succeeded"
+    assert sync(db_path, planetscale=ps_world).status == "succeeded"
     before = query(
         db_path, "SELECT * FROM memberships WHERE resource_type = 'organization' ORDER BY user_id"
     )
-    ps_world.add_fault(
-        path=PS_MEMBERS,
-        page=1,
-        status=200,
-        body=json.dumps(
-            {
-                "type": "list",
-                "current_page": 1,
-                "next_page": 5,
-                "total_pages": 2,
-                "total_count": 150,
-                "data": [],
-            }
-        ),
-    )
-    outcome = sync(db_path, "planetscale", ps_world)
+    serve_first_ps_page(ps_world, PS_MEMBERS, next_page=5, total_pages=2, total_count=150, data=[])
+    outcome = sync(db_path, planetscale=ps_world)
     assert outcome.status == "partial"
     assert "paging does not advance" in outcome.error
     assert (
@@ -583,20 +560,16 @@ def test_planetscale_members_paging_fault_is_confined_to_its_scope(db_path, ps_w
 def test_paging_stops_at_the_page_cap(db_path, scalr_world):
     """A listing that keeps advancing forever is cut off at the cap, as an error."""
     for number in (1, 2, 3):
-        scalr_world.add_fault(
-            path=ACCOUNT_USERS,
+        serve_users_page(
+            scalr_world,
+            [f"user-cap{number}"],
             page=number,
-            status=200,
-            body=scalr_users_page(
-                [f"user-cap{number}"],
-                page=number,
-                next_page=number + 1,
-                total_pages=None,
-                total_count=None,
-            ),
+            next_page=number + 1,
+            total_pages=None,
+            total_count=None,
         )
     settings = settings_for(db_path, scalr=scalr_world)
-    http = scalr.make_http(settings.providers["scalr"], FAST_POLICY)
+    http = scalr.make_http(settings.providers["scalr"], TEST_POLICY)
     try:
         pages = paging.iterate_pages(
             http,
@@ -624,7 +597,7 @@ def test_paging_stops_at_the_page_cap(db_path, scalr_world):
 def test_planetscale_next_page_url_to_a_foreign_host_is_ignored(db_path):
     state = small_ps_state(teams=0, members=105)  # two pages of members at per_page=100
     with PlanetScaleSimulator(state, next_page_url_origin="http://203.0.113.9:9") as sim:
-        outcome = sync(db_path, "planetscale", sim)
+        outcome = sync(db_path, planetscale=sim)
         assert outcome.status == "succeeded", outcome.error
         member_pages = [r.param("page") for r in sim.requests if r.path.endswith("/members")]
         assert member_pages == ["1", "2"]
@@ -642,16 +615,16 @@ def test_redirect_to_another_origin_is_not_followed(db_path, scalr_world):
                 f"{scalr_world.state.account_id}"
             },
         )
-        outcome = sync(db_path, "scalr", scalr_world)
+        outcome = sync(db_path, scalr=scalr_world)
         assert decoy.requests == []  # the token never reached it
     assert_failed_run(db_path, outcome, "Scalr", "another origin")
     assert hits(scalr_world, ACCOUNT_USERS) == 1
 
 
 def test_redirect_to_another_loopback_address_is_not_followed(db_path, scalr_world):
-    target = f"http://127.0.0.2:{closed_port()}/x"
+    target = f"http://127.0.0.2:{free_port()}/x"
     scalr_world.add_fault(path=ACCOUNT_USERS, status=302, headers={"Location": target})
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", "another origin")
     assert row["requests"] == 2  # accounts + the redirected listing only
 
@@ -661,7 +634,7 @@ def test_planetscale_redirect_to_another_origin_is_not_followed(db_path, ps_worl
         ps_world.add_fault(
             path=PS_ORGS, status=301, headers={"Location": f"{decoy.url}/v1/organizations"}
         )
-        outcome = sync(db_path, "planetscale", ps_world)
+        outcome = sync(db_path, planetscale=ps_world)
         assert decoy.requests == []
     assert_failed_run(db_path, outcome, "PlanetScale", "another origin")
 
@@ -677,7 +650,7 @@ def test_redirect_within_the_configured_origin_is_followed(db_path, scalr_world)
             "&include=user%2Cteams&page%5Bsize%5D=100&page%5Bnumber%5D=1"
         },
     )
-    outcome = sync(db_path, "scalr", scalr_world)
+    outcome = sync(db_path, scalr=scalr_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(scalr_world, ACCOUNT_USERS) == 2
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 4
@@ -737,18 +710,21 @@ def test_rate_limiter_does_not_sleep_while_it_has_budget():
 def test_planetscale_client_stays_under_the_simulator_rate_limit(db_path):
     """Simulator 60/min, client 50/min, ~66 requests: unthrottled, the client would be refused.
 
-    To keep it quick, both sides run on the same clock sped up 60×: one real second is one
-    simulated minute. The client's real limiter (as make_http configures it from
-    PLANETSCALE_REQUESTS_PER_MINUTE) is rebuilt on that clock; the traffic is real HTTP.
+    To keep it quick, both sides run on the same clock sped up 20×: three real seconds are one
+    simulated minute, and the test takes about 4 s. The client's real limiter (as make_http
+    configures it from PLANETSCALE_REQUESTS_PER_MINUTE) is rebuilt on that clock; the traffic is
+    real HTTP. The speed-up is what load can break: the 10 requests of margin in any window
+    (60 allowed, 50 sent) are used up only if a request reaches the simulator about 0.6 real
+    seconds later than one sent after it, several times any hold-up of a loaded machine.
     """
-    speed = 60.0
+    speed = 20.0
     fast_clock = lambda: time.monotonic() * speed  # noqa: E731
     fast_sleep = lambda seconds: time.sleep(seconds / speed)  # noqa: E731
     with PlanetScaleSimulator(small_ps_state(teams=63, members=3), rate_limit_per_minute=60) as sim:
         sim.clock = fast_clock
         settings = load_settings(environ=planetscale_env(sim, per_minute=50), db_override=db_path)
         assert settings.providers["planetscale"].requests_per_minute == 50
-        http = planetscale.make_http(settings.providers["planetscale"], FAST_POLICY)
+        http = planetscale.make_http(settings.providers["planetscale"], TEST_POLICY)
         assert http.limiter is not None and http.limiter.rate == pytest.approx(50 / 60)
         http.limiter = RateLimiter(
             settings.providers["planetscale"].requests_per_minute,
@@ -768,23 +744,18 @@ def test_planetscale_client_stays_under_the_simulator_rate_limit(db_path):
 @pytest.mark.timeout(60)
 def test_planetscale_429_from_the_server_is_waited_out_and_the_sync_succeeds(db_path, monkeypatch):
     """Client budget far above the server's: the server's 429s and Retry-After are obeyed."""
-    monkeypatch.setattr(ps_sim_module, "RATE_WINDOW_SECONDS", 2.0)  # a "minute" of 2 s
-    policy = HttpPolicy(
-        connect_timeout=1.0,
-        read_timeout=2.0,
-        request_deadline=10.0,
-        max_attempts=5,
-        backoff_base=0.01,
-        backoff_cap=0.05,
-    )
+    monkeypatch.setattr(ps_wire, "RATE_WINDOW_SECONDS", 2.0)  # a "minute" of 2 s
+    # A fifth attempt: the two team-member lists may each be refused while the window fills.
+    policy = dataclasses.replace(TEST_POLICY, max_attempts=5)
     with PlanetScaleSimulator(small_ps_state(teams=2, members=3), rate_limit_per_minute=3) as sim:
         started = time.monotonic()
-        outcome = sync(db_path, "planetscale", sim, policy=policy)  # client budget 6000/min
+        outcome = sync(db_path, planetscale=sim, policy=policy)  # client budget 6000/min
         elapsed = time.monotonic() - started
         limited = sim.rate_limited_count
     assert outcome.status == "succeeded", outcome.error
     assert limited >= 1
-    assert elapsed >= 1.0  # waited for Retry-After, not 50 ms backoff
+    # waited for Retry-After, not the 50 ms back-off (a lower bound: load only adds to it)
+    assert elapsed >= 1.0
     assert run_row(db_path, outcome.run_id)["requests"] == 5 + limited
     assert (
         query(

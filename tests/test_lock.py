@@ -4,10 +4,9 @@ import threading
 
 import pytest
 
-from daemon.simulate.scalr import ScalrUser
-from daemon.sync import sync_provider
+from daemon.simulate.scalr.world import ScalrUser
 from store.lock import SyncLockBusy, sync_lock
-from tests.conftest import query, settings_for
+from tests.helpers import WatchedScalr, query, sync, wait_for
 
 
 def _add_users(state, count):
@@ -17,33 +16,47 @@ def _add_users(state, count):
 
 def test_a_second_sync_gives_up_with_a_clear_message_when_the_lock_is_held(scalr_sim, db_path):
     _add_users(scalr_sim.state, 3)
-    settings = settings_for(db_path, scalr=scalr_sim)
     with sync_lock(db_path):
         with pytest.raises(SyncLockBusy) as caught:
-            sync_provider(settings, "scalr", lock_wait=0.3)
+            # The lock is held for the whole wait, so 0.3 s gives up the same way on any machine.
+            sync(db_path, scalr=scalr_sim, lock_wait=0.3)
     assert "another accesstrail sync" in str(caught.value)
     assert str(db_path) in str(caught.value)
     assert scalr_sim.requests == []  # it never started fetching
     assert not db_path.exists() or query(db_path, "SELECT * FROM sync_runs") == []
 
 
-def test_concurrent_syncs_are_serialised_and_record_each_change_once(scalr_sim, db_path):
-    _add_users(scalr_sim.state, 150)
-    settings = settings_for(db_path, scalr=scalr_sim)
-    sync_provider(settings, "scalr")  # baseline
-    scalr_sim.state.users["user-007"].status = "Inactive"
-    scalr_sim.state.users.pop("user-008")
-    scalr_sim.add_fault(path=r"/account-users$", status=200, delay=0.3, times=1)  # widen overlap
+def test_concurrent_syncs_are_serialised_and_record_each_change_once(db_path):
+    with WatchedScalr() as sim:
+        _add_users(sim.state, 150)
+        sync(db_path, scalr=sim)  # baseline
+        sim.state.users["user-007"].status = "Inactive"
+        sim.state.users.pop("user-008")
 
-    outcomes = []
-    threads = [
-        threading.Thread(target=lambda: outcomes.append(sync_provider(settings, "scalr")))
-        for _ in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+        # The first sync's account-users answer is held until the second sync has been started,
+        # so the second one begins while the first holds the lock mid-fetch. (The assertions
+        # hold whichever way the two meet; the hold makes them meet.)
+        first_is_fetching, second_started = threading.Event(), threading.Event()
+
+        def hold_the_first_fetch(request):
+            if request.path.endswith("/account-users") and not first_is_fetching.is_set():
+                first_is_fetching.set()
+                second_started.wait(timeout=10)
+
+        def second_sync():
+            second_started.set()
+            outcomes.append(sync(db_path, scalr=sim))
+
+        sim.before_answer = hold_the_first_fetch
+        outcomes = []
+        first = threading.Thread(target=lambda: outcomes.append(sync(db_path, scalr=sim)))
+        first.start()
+        # 60 s: far more than a sync's first two requests take on a loaded machine.
+        wait_for(first_is_fetching.is_set, 60, "the first sync's account-users request")
+        second = threading.Thread(target=second_sync)
+        second.start()
+        for thread in (first, second):
+            thread.join(timeout=120)  # two syncs of 150 users take about a second together
 
     assert sorted(o.status for o in outcomes) == ["succeeded", "succeeded"]
     changes = query(db_path, "SELECT kind, user_id FROM changes ORDER BY id")

@@ -1,11 +1,12 @@
 """PlanetScale between syncs: exact change rows, versions, and partial scopes.
 
-Each test syncs the world of ``test_planetscale_sync.py`` once as a baseline, changes the
-simulated PlanetScale the way the real one changes (a promotion, a team join, a leaver, a team
-created/deleted/renamed, an organisation the token no longer reaches), syncs again over real
-HTTP, and asserts the exact ``changes`` rows of that second run and the rows it left behind.
+Each test syncs ``helpers.world()`` once as a baseline, changes the simulated PlanetScale the way
+the real one changes (a promotion, a team join, a leaver, a team created/deleted/renamed, an
+organisation the token no longer reaches), syncs again over real HTTP, and asserts the exact
+``changes`` rows of that second run and the rows it left behind.
 
-The second half covers CONTRACT §4 scopes: a 404 or a persistent outage confined to one
+The second half covers scopes (``docs/sync-rules.md``, "Scopes"): a listing that fails only
+tells us nothing about what it would have listed, so a 404 or a persistent outage confined to one
 organisation's members, one organisation's teams, or one team's members keeps that scope's last
 known state (no removals, no role changes there) while every other scope is applied; the run is
 ``partial`` and its error names the failed scope; ``sync`` exits 1. A failed organisation listing
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.simulate.planetscale import PlanetScaleSimulator, PSTeam
-from tests.conftest import planetscale_env, query, run_cli, snapshot_tables
-from tests.test_planetscale_sync import (
+from daemon.simulate.planetscale.world import PSTeam
+from tests.helpers import (
     ACME,
     ALICE,
     ANALYTICS,
@@ -37,13 +37,19 @@ from tests.test_planetscale_sync import (
     PLATFORM,
     QUIET,
     change,
+    changes_of,
+    of,
     org_members,
-    run_changes,
+    organization,
+    planetscale_env,
+    query,
+    run_cli,
     run_row,
+    snapshot_tables,
     sort_changes,
     sync,
+    team,
     team_members,
-    world,
 )
 
 NOT_FOUND = '{"code":"not_found","message":"Not Found"}'
@@ -55,33 +61,42 @@ SCOPE_FAULT_IDS = ["not-found", "persistent-503", "persistent-drop"]
 
 
 @pytest.fixture
-def ps():
-    with PlanetScaleSimulator(world()) as sim:
-        yield sim
-
-
-@pytest.fixture
 def baseline(db_path, ps):
     """The world synced once (the baseline run); returns its outcome."""
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
     assert outcome.status == "succeeded", outcome.error
     return outcome
 
 
 def acme():
-    return dict(resource_type="organization", resource_id=ACME, resource_name="acme")
+    return organization(ACME, "acme")
 
 
 def globex():
-    return dict(resource_type="organization", resource_id=GLOBEX, resource_name="globex")
+    return organization(GLOBEX, "globex")
 
 
-def team(team_id: str, name: str):
-    return dict(resource_type="team", resource_id=team_id, resource_name=name)
+#: Bob promoted from member to admin in acme, as its change row.
+BOB_PROMOTED = change(
+    "role_changed",
+    **of(BOB, "bob@acme.example"),
+    **acme(),
+    field="role",
+    old_value="member",
+    new_value="admin",
+)
+
+#: globex's organisation members and roles as the baseline recorded them.
+GLOBEX_AT_BASELINE = {DAVE: "admin", ERIN: "member", FRANK: "analyst", GINA: "member"}
 
 
-def of(user_id: str, email: str):
-    return dict(user_id=user_id, email=email)
+def change_globex_members_and_promote_bob(ps) -> None:
+    """Changes in globex's members (which the tests' faults hide) and one in acme's."""
+    with ps.state.lock:
+        gx = ps.state.organizations[GLOBEX]
+        gx.members[ERIN] = "admin"
+        del gx.members[GINA]
+        ps.state.organizations[ACME].members[BOB] = "admin"
 
 
 def membership_row(db_path, resource_type, resource_id, user_id) -> dict:
@@ -102,19 +117,10 @@ def test_promotion_is_one_role_changed_row(db_path, ps, baseline):
     with ps.state.lock:
         ps.state.organizations[ACME].members[BOB] = "admin"
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded", outcome.error
-    assert run_changes(db_path, outcome.run_id) == [
-        change(
-            "role_changed",
-            **of(BOB, "bob@acme.example"),
-            **acme(),
-            field="role",
-            old_value="member",
-            new_value="admin",
-        )
-    ]
+    assert changes_of(db_path, outcome.run_id) == [BOB_PROMOTED]
     row = run_row(db_path, outcome.run_id)
     assert row["changes"] == 1
     assert query(
@@ -127,7 +133,7 @@ def test_promotion_closes_the_old_membership_version_and_opens_one(db_path, ps, 
     with ps.state.lock:
         ps.state.organizations[ACME].members[BOB] = "admin"
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     first = run_row(db_path, baseline.run_id)["started_at"]
     second = run_row(db_path, outcome.run_id)["started_at"]
@@ -155,10 +161,10 @@ def test_team_join_and_leave_are_membership_added_and_removed(db_path, ps, basel
         data.members.add(BOB)
         data.members.discard(CAROL)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("membership_added", **of(BOB, "bob@acme.example"), **team(DATA, "Data")),
             change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
@@ -179,11 +185,11 @@ def test_member_leaving_their_only_organisation_loses_memberships_and_user(db_pa
         del org.members[ALICE]
         org.teams[PLATFORM].members.discard(ALICE)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
     alice = of(ALICE, "alice@acme.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("membership_removed", **alice, **acme()),
             change("membership_removed", **alice, **team(PLATFORM, "Platform")),
@@ -204,10 +210,10 @@ def test_member_leaving_one_of_two_organisations_stays_a_user(db_path, ps, basel
         del org.members[DAVE]
         org.teams[DATA].members.discard(DAVE)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     dave = of(DAVE, "dave@acme.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("membership_removed", **dave, **acme()),
             change("membership_removed", **dave, **team(DATA, "Data")),
@@ -226,10 +232,10 @@ def test_new_team_is_team_added_with_its_members(db_path, ps, baseline):
             "tm0newteam01", "Security", "security", "Keeps watch", {BOB}
         )
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("team_added", **team("tm0newteam01", "Security")),
             change(
@@ -257,10 +263,10 @@ def test_removed_team_is_team_removed_and_each_membership_removed(db_path, ps, b
     with ps.state.lock:
         del ps.state.organizations[ACME].teams[DATA]
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     started = run_row(db_path, outcome.run_id)["started_at"]
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("team_removed", **team(DATA, "Data")),
             change("membership_removed", **of(CAROL, "carol@acme.example"), **team(DATA, "Data")),
@@ -277,9 +283,9 @@ def test_team_rename_is_team_updated_name(db_path, ps, baseline):
     with ps.state.lock:
         ps.state.organizations[ACME].teams[PLATFORM].name = "Platform Engineering"
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
-    assert run_changes(db_path, outcome.run_id) == [
+    assert changes_of(db_path, outcome.run_id) == [
         change(
             "team_updated",
             **team(PLATFORM, "Platform Engineering"),
@@ -297,13 +303,13 @@ def test_organisation_no_longer_reached_is_removed_with_everything_in_it(db_path
     with ps.state.lock:
         del ps.state.organizations[GLOBEX]
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded", outcome.error
     started = run_row(db_path, outcome.run_id)["started_at"]
     dave, erin = of(DAVE, "dave@acme.example"), of(ERIN, "erin@globex.example")
     frank, gina = of(FRANK, "frank@globex.example"), of(GINA, "gina@globex.example")
-    assert run_changes(db_path, outcome.run_id) == sort_changes(
+    assert changes_of(db_path, outcome.run_id) == sort_changes(
         [
             change("organization_removed", **globex()),
             change("team_removed", **team(OPS, "Ops")),
@@ -336,7 +342,7 @@ def test_organisation_no_longer_reached_is_removed_with_everything_in_it(db_path
 def test_no_change_resync_writes_only_its_run_row(db_path, ps, baseline):
     before = snapshot_tables(db_path)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded"
     assert snapshot_tables(db_path) == before
@@ -350,11 +356,7 @@ def test_no_change_resync_writes_only_its_run_row(db_path, ps, baseline):
 
 def test_members_404_on_one_organisation_keeps_it_and_applies_the_other(db_path, ps, baseline):
     ps.add_fault(path=r"/organizations/globex/members$", status=404, body=NOT_FOUND)
-    with ps.state.lock:
-        gx = ps.state.organizations[GLOBEX]
-        gx.members[ERIN] = "admin"
-        del gx.members[GINA]
-        ps.state.organizations[ACME].members[BOB] = "admin"
+    change_globex_members_and_promote_bob(ps)
     before_globex = query(
         db_path,
         "SELECT * FROM memberships WHERE resource_type = "
@@ -379,25 +381,11 @@ def test_members_404_on_one_organisation_keeps_it_and_applies_the_other(db_path,
         )
         == before_globex
     )
-    assert org_members(db_path, GLOBEX) == {
-        DAVE: "admin",
-        ERIN: "member",
-        FRANK: "analyst",
-        GINA: "member",
-    }
+    assert org_members(db_path, GLOBEX) == GLOBEX_AT_BASELINE
     assert query(db_path, "SELECT removed_at FROM users WHERE id = ?", (GINA,)) == [
         {"removed_at": None}
     ]
-    assert run_changes(db_path, run["id"]) == [
-        change(
-            "role_changed",
-            **of(BOB, "bob@acme.example"),
-            **acme(),
-            field="role",
-            old_value="member",
-            new_value="admin",
-        )
-    ]
+    assert changes_of(db_path, run["id"]) == [BOB_PROMOTED]
     assert run["changes"] == 1
 
 
@@ -406,33 +394,15 @@ def test_members_failing_for_good_on_one_organisation_is_partial_not_failed(
     db_path, ps, baseline, fault
 ):
     ps.add_fault(path=r"/organizations/globex/members$", **fault)
-    with ps.state.lock:
-        gx = ps.state.organizations[GLOBEX]
-        gx.members[ERIN] = "admin"
-        del gx.members[GINA]
-        ps.state.organizations[ACME].members[BOB] = "admin"
+    change_globex_members_and_promote_bob(ps)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "partial", outcome.error
     run = run_row(db_path, outcome.run_id)
     assert "globex" in run["error"] and "members" in run["error"]
-    assert org_members(db_path, GLOBEX) == {
-        DAVE: "admin",
-        ERIN: "member",
-        FRANK: "analyst",
-        GINA: "member",
-    }
-    assert run_changes(db_path, outcome.run_id) == [
-        change(
-            "role_changed",
-            **of(BOB, "bob@acme.example"),
-            **acme(),
-            field="role",
-            old_value="member",
-            new_value="admin",
-        )
-    ]
+    assert org_members(db_path, GLOBEX) == GLOBEX_AT_BASELINE
+    assert changes_of(db_path, outcome.run_id) == [BOB_PROMOTED]
 
 
 @pytest.mark.parametrize("fault", SCOPE_FAULTS, ids=SCOPE_FAULT_IDS)
@@ -446,7 +416,7 @@ def test_one_team_members_failing_keeps_that_team_and_applies_the_others(
         teams[DATA].members.discard(CAROL)
         teams[PLATFORM].members.discard(BOB)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "partial", outcome.error
     run = run_row(db_path, outcome.run_id)
@@ -454,7 +424,7 @@ def test_one_team_members_failing_keeps_that_team_and_applies_the_others(
     assert "acme" in run["error"] and "data" in run["error"] and "members" in run["error"]
     assert "platform" not in run["error"] and "globex" not in run["error"]
     assert team_members(db_path, DATA) == {CAROL, DAVE}
-    assert run_changes(db_path, outcome.run_id) == [
+    assert changes_of(db_path, outcome.run_id) == [
         change("membership_removed", **of(BOB, "bob@acme.example"), **team(PLATFORM, "Platform"))
     ]
 
@@ -472,7 +442,7 @@ def test_teams_listing_failing_keeps_that_organisations_teams(db_path, ps, basel
         db_path, "SELECT * FROM teams WHERE organization_id = ? ORDER BY id", (ACME,)
     )
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "partial", outcome.error
     run = run_row(db_path, outcome.run_id)
@@ -485,7 +455,7 @@ def test_teams_listing_failing_keeps_that_organisations_teams(db_path, ps, basel
     assert team_members(db_path, DATA) == {CAROL, DAVE}
     assert team_members(db_path, EMPTY) == set()
     assert team_members(db_path, EVERYONE) == set(BULK)
-    assert run_changes(db_path, outcome.run_id) == [
+    assert changes_of(db_path, outcome.run_id) == [
         change(
             "team_updated",
             **team(OPS, "Operations"),
@@ -518,7 +488,7 @@ def test_organisation_listing_failing_fails_the_run_and_changes_nothing(
         ps.state.organizations[ACME].members[BOB] = "admin"
     before = snapshot_tables(db_path)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "failed"
     run = run_row(db_path, outcome.run_id)
@@ -542,7 +512,7 @@ def test_organisation_listing_failing_exits_1_from_the_cli(db_path, ps, baseline
 def test_scope_failing_on_the_first_sync_still_makes_a_partial_baseline(db_path, ps):
     ps.add_fault(path=r"/organizations/globex/members$", status=404, body=NOT_FOUND)
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "partial"
     assert query(db_path, "SELECT COUNT(*) AS n FROM changes") == [{"n": 0}]
@@ -550,10 +520,10 @@ def test_scope_failing_on_the_first_sync_still_makes_a_partial_baseline(db_path,
     assert len(org_members(db_path, ACME)) == 234
     ps.clear_faults()
 
-    second = sync(db_path, ps)
+    second = sync(db_path, planetscale=ps)
 
     assert second.status == "succeeded"
-    globex_added = [c for c in run_changes(db_path, second.run_id) if c["resource_id"] == GLOBEX]
+    globex_added = [c for c in changes_of(db_path, second.run_id) if c["resource_id"] == GLOBEX]
     assert globex_added == sort_changes(
         [
             change("membership_added", **of(u, e), **globex())

@@ -1,121 +1,72 @@
 """PlanetScale end to end: a full sync over real HTTP against the simulated API, read back with SQL.
 
-Covers the issue "PlanetScale, end to end" (build side): what a first sync records (organisations,
-users, organisation roles including ``analyst`` and unknown words, teams, team memberships, a
-user in two organisations as one user), the exact requests it makes (only the four contract GETs,
-``per_page=100``, ``Authorization: <id>:<secret>`` with no ``Bearer``, next URLs built from the
-configured origin), tolerant parsing of member pages, the token-shape config error, the
-concurrency/limiter/back-off request budget, and running Scalr and PlanetScale together.
+Covers what a first sync records (organisations, users, organisation roles including ``analyst``
+and unknown words, teams, team memberships, a user in two organisations as one user), the exact
+requests it makes (only the four GETs a PlanetScale sync needs, ``per_page=100``,
+``Authorization: <id>:<secret>`` with no ``Bearer``, next pages built from the configured origin
+whatever URL a body names), tolerant parsing of member pages, the token-shape config error, the
+request budget (bounded concurrency, the client-side limiter, waiting out a 429), and running
+Scalr and PlanetScale together.
 
-Change detection between syncs and partial scopes are in ``test_planetscale_scopes.py``, which
-reuses the world built here.
+Change detection between syncs and partial scopes are in ``test_planetscale_scopes.py``; both
+files sync the same world, ``helpers.world()``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
 import threading
-import time
 from collections import Counter
 
 import pytest
 
 from daemon.config import load_settings
 from daemon.providers import planetscale as ps_provider
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
-    PlanetScaleState,
-    PSOrganization,
-    PSTeam,
-    PSUser,
-)
-from daemon.simulate.scalr import ScalrSimulator, ScalrState
-from daemon.simulate.world import populate_scalr
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrState, populate_scalr
 from daemon.sync import sync_provider
-from tests.conftest import (
-    FAST_POLICY,
+from tests.helpers import (
+    ACME,
+    ALICE,
+    BOB,
+    BULK,
+    CAROL,
+    DATA,
+    DAVE,
+    ERIN,
+    EVERYONE,
+    FRANK,
+    GINA,
+    GLOBEX,
+    TEST_POLICY,
+    WatchedPlanetScale,
+    change,
+    changes_of,
+    of,
+    org_members,
+    organization,
     planetscale_env,
     query,
     run_cli,
+    run_row,
     scalr_env,
-    settings_for,
+    sync,
+    team_members,
+    world,
 )
 
-# -- the world -----------------------------------------------------------------------------------
-
-ACME, GLOBEX = "orgacme00001", "orgglobex001"
-ALICE, BOB, CAROL, DAVE = "ps0alice0001", "ps0bob000001", "ps0carol0001", "ps0dave00001"
-ERIN, FRANK, GINA = "ps0erin00001", "ps0frank0001", "ps0gina00001"
-BULK = [f"ps0bulk{n:05d}" for n in range(230)]
-
-EVERYONE, PLATFORM, DATA, EMPTY = "tm0everyone1", "tm0platform1", "tm0data00001", "tm0empty0001"
-SQUADS = [f"tm0squad{n:04d}" for n in range(13)]
-OPS, ANALYTICS, QUIET = "tm0gxops0001", "tm0gxana0001", "tm0gxqui0001"
-
-CONTRACT_PATHS = [
+#: The only four endpoints a PlanetScale sync reads.
+SYNC_PATHS = [
     re.compile(r"^/v1/organizations$"),
     re.compile(r"^/v1/organizations/[^/]+/members$"),
     re.compile(r"^/v1/organizations/[^/]+/teams$"),
     re.compile(r"^/v1/organizations/[^/]+/teams/[^/]+/members$"),
 ]
-
-
-def world() -> PlanetScaleState:
-    """Two organisations, a user in both, roles member/admin/analyst, 20 teams, one of 230 members.
-
-    acme:   alice admin, bob member, carol analyst, dave member, 230 bulk members (234: 3 pages).
-            teams: Everyone (the 230 bulk users), Platform (alice, bob), Data (carol, dave),
-            Empty, and 13 squads of one bulk user each.
-    globex: dave admin, erin member, frank analyst, gina member (in no team).
-            teams: Ops (dave, erin), Analytics (frank), Quiet (empty).
-    """
-    state = PlanetScaleState()
-    people = [
-        PSUser(
-            ALICE,
-            "alice@acme.example",
-            "Alice Archer",
-            two_factor_auth_configured=True,
-            created_at="2023-05-06T07:08:09.000Z",
-        ),
-        PSUser(BOB, "bob@acme.example", "Bob Baker"),
-        PSUser(CAROL, "carol@acme.example", "Carol Cole", two_factor_auth_configured=True),
-        PSUser(DAVE, "dave@acme.example", "Dave Dunn", two_factor_auth_configured=True),
-        PSUser(ERIN, "erin@globex.example", "Erin East"),
-        PSUser(FRANK, "frank@globex.example", "Frank Fox", two_factor_auth_configured=True),
-        PSUser(GINA, "gina@globex.example", "Gina Gale"),
-    ]
-    people += [
-        PSUser(
-            ident, f"bulk{n}@acme.example", f"Bulk User {n}", two_factor_auth_configured=n % 2 == 0
-        )
-        for n, ident in enumerate(BULK)
-    ]
-    state.users = {user.id: user for user in people}
-
-    acme = PSOrganization(
-        ACME, "acme", members={ALICE: "admin", BOB: "member", CAROL: "analyst", DAVE: "member"}
-    )
-    acme.members.update({ident: "member" for ident in BULK})
-    acme.teams[EVERYONE] = PSTeam(EVERYONE, "Everyone", "everyone", "All staff", set(BULK))
-    acme.teams[PLATFORM] = PSTeam(
-        PLATFORM, "Platform", "platform", "Runs the platform", {ALICE, BOB}
-    )
-    acme.teams[DATA] = PSTeam(DATA, "Data", "data", None, {CAROL, DAVE})
-    acme.teams[EMPTY] = PSTeam(EMPTY, "Empty", "empty")
-    for n, ident in enumerate(SQUADS):
-        acme.teams[ident] = PSTeam(ident, f"Squad {n}", f"squad-{n}", None, {BULK[n]})
-
-    globex = PSOrganization(
-        GLOBEX, "globex", members={DAVE: "admin", ERIN: "member", FRANK: "analyst", GINA: "member"}
-    )
-    globex.teams[OPS] = PSTeam(OPS, "Ops", "ops", "On call", {DAVE, ERIN})
-    globex.teams[ANALYTICS] = PSTeam(ANALYTICS, "Analytics", "analytics", None, {FRANK})
-    globex.teams[QUIET] = PSTeam(QUIET, "Quiet", "quiet")
-    state.organizations = {ACME: acme, GLOBEX: globex}
-    return state
 
 
 def expected_requests(state: PlanetScaleState) -> Counter:
@@ -139,107 +90,11 @@ def expected_requests(state: PlanetScaleState) -> Counter:
     return wanted
 
 
-# -- helpers shared with test_planetscale_scopes.py ---------------------------------------------
-
-CHANGE_FIELDS = (
-    "kind",
-    "user_id",
-    "email",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "field",
-    "old_value",
-    "new_value",
-)
-
-
-def change(kind: str, **columns) -> dict:
-    """A change row as the test expects it: every column not named is NULL."""
-    row = {name: None for name in CHANGE_FIELDS}
-    row.update(kind=kind, **columns)
-    return row
-
-
-def sort_changes(rows: list[dict]) -> list[dict]:
-    return sorted(
-        rows, key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in CHANGE_FIELDS)
-    )
-
-
-def run_changes(db_path, run_id: int) -> list[dict]:
-    rows = query(
-        db_path, f"SELECT {', '.join(CHANGE_FIELDS)} FROM changes WHERE run_id = ?", (run_id,)
-    )
-    return sort_changes(rows)
-
-
-def run_row(db_path, run_id: int) -> dict:
-    (row,) = query(db_path, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
-    return row
-
-
-def org_members(db_path, org_id: str) -> dict[str, str]:
-    """Current (not removed) organisation memberships: user id -> role."""
-    rows = query(
-        db_path,
-        "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
-        "AND resource_type = 'organization' AND resource_id = ? AND removed_at IS NULL",
-        (org_id,),
-    )
-    return {r["user_id"]: r["role"] for r in rows}
-
-
-def team_members(db_path, team_id: str) -> set[str]:
-    rows = query(
-        db_path,
-        "SELECT user_id, role FROM memberships WHERE provider = 'planetscale' "
-        "AND resource_type = 'team' AND resource_id = ? AND removed_at IS NULL",
-        (team_id,),
-    )
-    assert {r["role"] for r in rows} <= {"member"}
-    return {r["user_id"] for r in rows}
-
-
-def sync(db_path, sim, policy=None):
-    return sync_provider(
-        settings_for(db_path, planetscale=sim), "planetscale", policy=policy or FAST_POLICY
-    )
-
-
-class RecordingSimulator(PlanetScaleSimulator):
-    """The real simulator, also noting when each request arrived and how many ran at once."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.arrivals: list[tuple[float, str]] = []
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self._flight_lock = threading.Lock()
-
-    def _answer(self, request):
-        with self._flight_lock:
-            self.arrivals.append((time.monotonic(), request.path))
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            return super()._answer(request)
-        finally:
-            with self._flight_lock:
-                self.in_flight -= 1
-
-
-@pytest.fixture
-def ps():
-    with PlanetScaleSimulator(world()) as sim:
-        yield sim
-
-
 # -- first sync: what is recorded ---------------------------------------------------------------
 
 
 def test_first_sync_succeeds_as_a_baseline_without_change_rows(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded"
     row = run_row(db_path, outcome.run_id)
@@ -253,7 +108,7 @@ def test_first_sync_succeeds_as_a_baseline_without_change_rows(db_path, ps):
 
 
 def test_first_sync_records_both_organisations(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
     started = run_row(db_path, outcome.run_id)["started_at"]
 
     assert query(db_path, "SELECT * FROM organizations ORDER BY id") == [
@@ -275,7 +130,7 @@ def test_first_sync_records_both_organisations(db_path, ps):
 
 
 def test_first_sync_records_every_user_as_an_enabled_human_with_mfa_from_two_factor(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
     started = run_row(db_path, outcome.run_id)["started_at"]
 
     rows = query(db_path, "SELECT * FROM users ORDER BY id")
@@ -308,7 +163,7 @@ def test_first_sync_records_every_user_as_an_enabled_human_with_mfa_from_two_fac
 
 
 def test_first_sync_records_organisation_roles_keeping_analyst(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     acme = org_members(db_path, ACME)
     assert len(acme) == 234
@@ -328,7 +183,7 @@ def test_first_sync_records_organisation_roles_keeping_analyst(db_path, ps):
 
 
 def test_user_in_two_organisations_is_one_user_with_two_memberships(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE id = ?", (DAVE,)) == [{"n": 1}]
     assert query(
@@ -343,7 +198,7 @@ def test_user_in_two_organisations_is_one_user_with_two_memberships(db_path, ps)
 
 
 def test_first_sync_records_all_twenty_teams_by_id_with_organisation_and_slug(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
     started = run_row(db_path, outcome.run_id)["started_at"]
 
     rows = query(db_path, "SELECT * FROM teams ORDER BY id")
@@ -369,7 +224,7 @@ def test_first_sync_records_all_twenty_teams_by_id_with_organisation_and_slug(db
 
 
 def test_first_sync_records_every_team_membership(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     for org in ps.state.organizations.values():
         for team in org.teams.values():
@@ -380,7 +235,7 @@ def test_first_sync_records_every_team_membership(db_path, ps):
 
 
 def test_team_of_230_members_is_complete_over_three_pages_of_100(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     assert team_members(db_path, EVERYONE) == set(BULK)
     pages = [
@@ -392,7 +247,7 @@ def test_team_of_230_members_is_complete_over_three_pages_of_100(db_path, ps):
 
 
 def test_first_sync_writes_one_version_per_user_and_membership(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
     started = run_row(db_path, outcome.run_id)["started_at"]
 
     assert query(
@@ -414,16 +269,16 @@ def test_first_sync_writes_one_version_per_user_and_membership(db_path, ps):
 # -- first sync: what is asked ------------------------------------------------------------------
 
 
-def test_only_the_four_contract_gets_are_made(db_path, ps):
-    sync(db_path, ps)
+def test_only_the_four_sync_gets_are_made(db_path, ps):
+    sync(db_path, planetscale=ps)
 
     assert {r.method for r in ps.requests} == {"GET"}
     for request in ps.requests:
-        assert any(p.match(request.path) for p in CONTRACT_PATHS), request.path
+        assert any(p.match(request.path) for p in SYNC_PATHS), request.path
 
 
 def test_every_request_is_needed_and_made_once(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     made = Counter((r.path, int(r.param("page"))) for r in ps.requests)
     assert made == expected_requests(ps.state)
@@ -431,14 +286,14 @@ def test_every_request_is_needed_and_made_once(db_path, ps):
 
 
 def test_every_request_asks_for_100_per_page(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     assert ps.requests
     assert {r.param("per_page") for r in ps.requests} == {"100"}
 
 
 def test_authorization_is_exactly_id_colon_secret_without_bearer(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
 
     expected = f"{ps.state.token_id}:{ps.state.token_secret}"
     assert {r.headers.get("Authorization") for r in ps.requests} == {expected}
@@ -448,7 +303,7 @@ def test_authorization_is_exactly_id_colon_secret_without_bearer(db_path, ps):
 def test_next_page_url_host_in_the_body_is_never_followed(db_path):
     foreign = "http://198.51.100.23:9"  # TEST-NET-2: nothing answers there
     with PlanetScaleSimulator(world(), next_page_url_origin=foreign) as sim:
-        outcome = sync(db_path, sim)
+        outcome = sync(db_path, planetscale=sim)
         made = Counter((r.path, int(r.param("page"))) for r in sim.requests)
 
         assert outcome.status == "succeeded", outcome.error
@@ -463,7 +318,7 @@ def test_a_second_page_of_organisations_is_read(db_path):
         ident = f"orgextra{n:04d}"
         state.organizations[ident] = PSOrganization(ident, f"extra-{n}", members={BOB: "member"})
     with PlanetScaleSimulator(state) as sim:
-        outcome = sync(db_path, sim)
+        outcome = sync(db_path, planetscale=sim)
         pages = [r.param("page") for r in sim.requests if r.path == "/v1/organizations"]
 
     assert outcome.status == "succeeded", outcome.error
@@ -529,7 +384,7 @@ TOLERANT_PAGE = {
 def test_tolerant_member_page_is_recorded(db_path, ps):
     ps.add_fault(path=r"/organizations/globex/members$", status=200, body=json.dumps(TOLERANT_PAGE))
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert (outcome.status, outcome.error) == ("succeeded", None)
     assert query(
@@ -574,7 +429,7 @@ def test_unknown_role_word_is_kept_as_its_own_word(db_path, ps):
     with ps.state.lock:
         ps.state.organizations[GLOBEX].members[GINA] = "billing_viewer"
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded", outcome.error
     assert org_members(db_path, GLOBEX)[GINA] == "billing_viewer"
@@ -586,20 +441,17 @@ def test_unknown_role_word_is_kept_as_its_own_word(db_path, ps):
 
 
 def test_change_to_an_unknown_role_word_is_a_role_change(db_path, ps):
-    sync(db_path, ps)
+    sync(db_path, planetscale=ps)
     with ps.state.lock:
         ps.state.organizations[GLOBEX].members[FRANK] = "billing_viewer"
 
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
-    assert run_changes(db_path, outcome.run_id) == [
+    assert changes_of(db_path, outcome.run_id) == [
         change(
             "role_changed",
-            user_id=FRANK,
-            email="frank@globex.example",
-            resource_type="organization",
-            resource_id=GLOBEX,
-            resource_name="globex",
+            **of(FRANK, "frank@globex.example"),
+            **organization(GLOBEX, "globex"),
             field="role",
             old_value="analyst",
             new_value="billing_viewer",
@@ -632,9 +484,23 @@ def test_token_not_shaped_id_colon_value_is_a_config_error(db_path, ps, token):
 
 
 def test_team_member_lists_are_fetched_concurrently_within_a_bound(db_path):
-    with RecordingSimulator(world()) as sim:
-        sim.add_fault(path=r"/teams/[^/]+/members$", status=200, delay=0.15)
-        outcome = sync(db_path, sim)
+    # The first team-member request is held until a second one has arrived, so the two are in
+    # flight at once exactly when the client fetches concurrently; a client fetching one list at
+    # a time would release it only after the 5 s hold, well inside TEST_POLICY's 10 s read
+    # timeout, and the peak would stay 1.
+    second_arrived = threading.Event()
+    team_member_requests = itertools.count(1)
+
+    def hold_the_first_until_a_second_arrives(request):
+        if re.search(r"/teams/[^/]+/members$", request.path):
+            if next(team_member_requests) == 1:
+                second_arrived.wait(timeout=5)
+            else:
+                second_arrived.set()
+
+    with WatchedPlanetScale(world()) as sim:
+        sim.before_answer = hold_the_first_until_a_second_arrives
+        outcome = sync(db_path, planetscale=sim)
 
     assert outcome.status == "succeeded", outcome.error
     assert team_members(db_path, EVERYONE) == set(BULK)
@@ -643,7 +509,7 @@ def test_team_member_lists_are_fetched_concurrently_within_a_bound(db_path):
 
 
 def test_requests_counted_in_the_run_equal_those_the_simulator_saw(db_path, ps):
-    outcome = sync(db_path, ps)
+    outcome = sync(db_path, planetscale=ps)
 
     assert outcome.status == "succeeded"
     assert run_row(db_path, outcome.run_id)["requests"] == len(ps.requests) == 29
@@ -657,14 +523,17 @@ def test_client_side_limiter_keeps_requests_under_the_budget(db_path):
     for n in range(3):
         org.teams[f"tm{n}"] = PSTeam(f"tm{n}", f"T{n}", f"t{n}", None, {BOB})
     state.organizations[ACME] = org
-    with RecordingSimulator(state) as sim:
+    with WatchedPlanetScale(state) as sim:
         settings = load_settings(environ=planetscale_env(sim, per_minute=120), db_override=db_path)
-        outcome = sync_provider(settings, "planetscale", policy=FAST_POLICY)
+        outcome = sync_provider(settings, "planetscale", policy=TEST_POLICY)
 
     assert outcome.status == "succeeded", outcome.error
-    times = sorted(t for t, _ in sim.arrivals)
+    times = sorted(a.monotonic for a in sim.arrivals)
     assert len(times) == 6
-    # 120 a minute is 2 a second: after a burst of at most ~2, the other 4 need about 2 s.
+    # 120 a minute is one request every 0.5 s, so the six span about 2.5 s. A loaded machine
+    # only makes them later, so both bounds below are lower bounds with room: 1.4 s for the whole
+    # span, and at most 3 (a burst) plus 2 a second in any stretch, which a request's arrival
+    # could only break by being held up about 1 s longer than the one sent before it.
     assert times[-1] - times[0] >= 1.4
     for i in range(len(times)):
         for j in range(i + 1, len(times)):
@@ -672,19 +541,21 @@ def test_client_side_limiter_keeps_requests_under_the_budget(db_path):
 
 
 def test_429_is_retried_after_retry_after_and_counted(db_path):
-    with RecordingSimulator(world()) as sim:
+    with WatchedPlanetScale(world()) as sim:
         sim.add_fault(
             path=r"/organizations/acme/teams/data/members$",
             status=429,
             times=1,
             headers={"Retry-After": "1"},
         )
-        outcome = sync(db_path, sim)
+        outcome = sync(db_path, planetscale=sim)
 
     assert (outcome.status, outcome.error) == ("succeeded", None)
     assert team_members(db_path, DATA) == {CAROL, DAVE}
-    tries = [t for t, path in sim.arrivals if path == "/v1/organizations/acme/teams/data/members"]
+    tries = [a.monotonic for a in sim.arrived("/v1/organizations/acme/teams/data/members")]
     assert len(tries) == 2
+    # Retry-After: 1 was waited out; the 0.1 s below it is the slack of stamping the first try
+    # on arrival, not on its answer. A loaded machine only makes the gap longer.
     assert tries[1] - tries[0] >= 0.9
     assert run_row(db_path, outcome.run_id)["requests"] == len(sim.requests) == 30
 

@@ -5,8 +5,8 @@ import pty
 import subprocess
 import sys
 
-from daemon.simulate.scalr import ScalrUser
-from tests.conftest import scalr_env
+from daemon.simulate.scalr.world import ScalrUser
+from tests.helpers import scalr_env
 
 
 def _sync(env, stderr):
@@ -15,7 +15,7 @@ def _sync(env, stderr):
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=stderr,
-        timeout=60,
+        timeout=120,  # a sync of 250 users takes a second or two; this only bounds a hang
     )
 
 

@@ -1,4 +1,4 @@
-"""The public schema (CONTRACT §4) is a promise to auditors: this file pins it.
+"""The public schema (the tables auditors query) is a promise to them: this file pins it.
 
 The expected tables, columns (in order, with declared types) and primary keys are written out
 literally here, not derived from ``store/schema.py``, so that any edit to the schema — a renamed,
@@ -9,6 +9,7 @@ mode (Datasette reads while the daemon writes) and that migrating twice is harml
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 
@@ -146,6 +147,17 @@ def primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
     return [name for _, name in sorted(info)]
 
 
+@contextlib.contextmanager
+def migrated(db_path):
+    """A plain sqlite3 connection to ``db_path`` after the product has created its schema."""
+    schema.connect(db_path).close()
+    conn = sqlite3.connect(db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def schema_of(path) -> dict:
     conn = sqlite3.connect(path)
     try:
@@ -163,41 +175,26 @@ def schema_of(path) -> dict:
         conn.close()
 
 
-def test_public_tables_are_exactly_the_contract_tables(db_path):
-    schema.connect(db_path).close()
-    conn = sqlite3.connect(db_path)
-    try:
+def test_public_tables_are_exactly_the_promised_tables(db_path):
+    with migrated(db_path) as conn:
         assert public_tables(conn) == sorted(EXPECTED)
-    finally:
-        conn.close()
 
 
-def test_every_table_has_the_contract_columns_in_order_with_declared_types(db_path):
-    schema.connect(db_path).close()
-    conn = sqlite3.connect(db_path)
-    try:
+def test_every_table_has_the_promised_columns_in_order_with_declared_types(db_path):
+    with migrated(db_path) as conn:
         for table, spec in EXPECTED.items():
             assert columns(conn, table) == spec["columns"], table
-    finally:
-        conn.close()
 
 
-def test_every_table_has_the_contract_primary_key(db_path):
-    schema.connect(db_path).close()
-    conn = sqlite3.connect(db_path)
-    try:
+def test_every_table_has_the_promised_primary_key(db_path):
+    with migrated(db_path) as conn:
         for table, spec in EXPECTED.items():
             assert primary_key(conn, table) == spec["pk"], table
-    finally:
-        conn.close()
 
 
 def test_integer_ids_are_rowid_aliases_so_they_count_up(db_path):
     """``sync_runs.id`` and ``changes.id`` are ``INTEGER PRIMARY KEY``: assigned by SQLite."""
-    db = schema.connect(db_path)
-    db.close()
-    conn = sqlite3.connect(db_path)
-    try:
+    with migrated(db_path) as conn:
         for table in ("sync_runs", "changes"):
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
             assert re.search(r'["\[`]?id["\]`]?\s+INTEGER\s+PRIMARY\s+KEY', sql[0]), sql[0]
@@ -210,17 +207,11 @@ def test_integer_ids_are_rowid_aliases_so_they_count_up(db_path):
             "VALUES ('scalr', '2026-01-01T00:00:01.000Z', 'succeeded', 0, 0)"
         )
         assert [r[0] for r in conn.execute("SELECT id FROM sync_runs ORDER BY id")] == [1, 2]
-    finally:
-        conn.close()
 
 
 def test_database_is_in_wal_mode_after_connect(db_path):
-    schema.connect(db_path).close()
-    conn = sqlite3.connect(db_path)
-    try:
+    with migrated(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        conn.close()
 
 
 def test_connect_reports_wal_on_its_own_connection(db_path):
@@ -260,10 +251,6 @@ def test_migrating_twice_changes_nothing_and_keeps_data(db_path):
 
 def test_connect_creates_a_missing_parent_directory(tmp_path):
     path = tmp_path / "nested" / "dir" / "accesstrail.db"
-    schema.connect(path).close()
-    assert path.is_file()
-    conn = sqlite3.connect(path)
-    try:
+    with migrated(path) as conn:
+        assert path.is_file()
         assert public_tables(conn) == sorted(EXPECTED)
-    finally:
-        conn.close()

@@ -1,4 +1,7 @@
-"""Secrets never reach the database, a log line, an error message or a repr (CONTRACT §4 rule 5).
+"""Secrets never reach the database, a log line, an error message or a repr.
+
+A token is a credential to the provider; the audit database and the logs are read by far more
+people than may hold it (``docs/sync-rules.md``, "Secrets").
 
 Both providers are synced through the real CLI with ``ACCESSTRAIL_LOG_LEVEL=DEBUG`` in every way
 a token could escape: a clean sync, a refused (401) token, a provider whose 500/503 error body
@@ -20,15 +23,11 @@ import pytest
 from loguru import logger
 
 from daemon.config import load_settings
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
-    PlanetScaleState,
-    PSOrganization,
-    PSTeam,
-    PSUser,
-)
-from daemon.simulate.scalr import ScalrSimulator, ScalrState, ScalrTeam, ScalrUser
-from tests.conftest import planetscale_env, query, run_cli, scalr_env
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
+from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrState, ScalrTeam, ScalrUser
+from tests.helpers import planetscale_env, query, run_cli, scalr_env
 
 SCALR_TOKEN = "scalrTOKENvalue.v1.LeakCanary0123456789abcdefXYZ"
 PS_TOKEN_ID = "pstokenid0042"
@@ -159,6 +158,14 @@ def assert_debug_log_captured(stderr: str, path_fragment: str) -> None:
     assert path_fragment in stderr, stderr
 
 
+def sync_with_echoing_fault(db_path: Path, scalr, planetscale, provider: str, **fault):
+    """``accesstrail sync --provider`` while ``provider``'s simulator answers with ``fault``,
+    its body repeating the token back; returns the result, its stdout and its stderr."""
+    sim = scalr if provider == "scalr" else planetscale
+    sim.add_fault(body=echo_body(provider), **fault)
+    return cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
+
+
 # -- one sync per scenario and provider ----------------------------------------------------------
 
 
@@ -198,9 +205,9 @@ def test_refused_token_is_never_repeated(db_path, scalr, planetscale, provider):
     "provider, path", [("scalr", SCALR_ACCOUNT_USERS), ("planetscale", PS_ORGS)]
 )
 def test_token_echoed_in_a_500_body_is_redacted(db_path, scalr, planetscale, provider, path):
-    sim = scalr if provider == "scalr" else planetscale
-    sim.add_fault(path=path, status=500, body=echo_body(provider))
-    result, out, err = cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
+    result, out, err = sync_with_echoing_fault(
+        db_path, scalr, planetscale, provider, path=path, status=500
+    )
     assert result.exit_code == 1
     (row,) = query(db_path, "SELECT status, error FROM sync_runs")
     assert row["status"] == "failed"
@@ -216,11 +223,16 @@ def test_token_echoed_in_a_500_body_is_redacted(db_path, scalr, planetscale, pro
 def test_token_echoed_in_retried_503_bodies_stays_out_of_the_debug_log(
     db_path, scalr, planetscale, provider, path
 ):
-    sim = scalr if provider == "scalr" else planetscale
-    sim.add_fault(
-        path=path, status=503, times=2, body=echo_body(provider), headers={"Retry-After": "0"}
+    result, out, err = sync_with_echoing_fault(
+        db_path,
+        scalr,
+        planetscale,
+        provider,
+        path=path,
+        status=503,
+        times=2,
+        headers={"Retry-After": "0"},
     )
-    result, out, err = cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
     assert result.exit_code == 0, out + err
     assert "retrying" in err  # the retry was logged at DEBUG...
     assert_no_secret_anywhere(db_path, out, err)  # ...without the echoed token
@@ -230,9 +242,9 @@ def test_token_echoed_in_retried_503_bodies_stays_out_of_the_debug_log(
 def test_token_echoed_in_a_failed_scope_is_redacted_from_the_partial_run(
     db_path, scalr, planetscale, provider, path
 ):
-    sim = scalr if provider == "scalr" else planetscale
-    sim.add_fault(path=path, status=500, body=echo_body(provider))
-    result, out, err = cli(["sync", "--provider", provider], env_for(db_path, scalr, planetscale))
+    result, out, err = sync_with_echoing_fault(
+        db_path, scalr, planetscale, provider, path=path, status=500
+    )
     assert result.exit_code == 1
     (row,) = query(db_path, "SELECT status, error FROM sync_runs")
     assert row["status"] == "partial"

@@ -9,19 +9,23 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from daemon.simulate.planetscale import (
-    PlanetScaleSimulator,
+from daemon.simulate.planetscale.wire import PlanetScaleSimulator
+from daemon.simulate.planetscale.world import (
+    PS_ROLES,
+    PlanetScaleEvolver,
     PlanetScaleState,
     PSOrganization,
     PSTeam,
     PSUser,
+    populate_planetscale,
 )
-from daemon.simulate.world import PS_ROLES, PlanetScaleEvolver, populate_planetscale
 
 TOKEN_ID = "abcdefghij01"
 TOKEN_SECRET = "pscale_tkn_testsecret"
 AUTH = {"Authorization": f"{TOKEN_ID}:{TOKEN_SECRET}"}
 NOW = datetime(2026, 9, 1, 12, 0, 0, tzinfo=UTC)
+#: The simulator answers in milliseconds; 10 s only bounds a hang, also on a loaded machine.
+CLIENT_TIMEOUT = 10
 LIST_KEYS = [
     "type",
     "current_page",
@@ -76,7 +80,7 @@ def sim():
 
 @pytest.fixture
 def client(sim):
-    with httpx.Client(base_url=sim.url + "/v1", headers=AUTH, timeout=5) as c:
+    with httpx.Client(base_url=sim.url + "/v1", headers=AUTH, timeout=CLIENT_TIMEOUT) as c:
         yield c
 
 
@@ -243,7 +247,7 @@ def test_rate_limit_sliding_window_with_retry_after():
     clock = [1000.0]
     with PlanetScaleSimulator(small_state(), rate_limit_per_minute=3) as server:
         server.clock = lambda: clock[0]
-        with httpx.Client(base_url=server.url + "/v1", headers=AUTH, timeout=5) as c:
+        with httpx.Client(base_url=server.url + "/v1", headers=AUTH, timeout=CLIENT_TIMEOUT) as c:
             assert httpx.get(f"{server.url}/v1/organizations").status_code == 401  # not counted
             for offset in (0, 10, 20):
                 clock[0] = 1000.0 + offset
@@ -346,7 +350,7 @@ def test_evolver_stays_consistent_and_is_served_faithfully():
 
     with (
         PlanetScaleSimulator(state, default_per_page=4) as server,
-        httpx.Client(base_url=server.url + "/v1", headers=AUTH, timeout=5) as c,
+        httpx.Client(base_url=server.url + "/v1", headers=AUTH, timeout=CLIENT_TIMEOUT) as c,
     ):
         for org in state.organizations.values():
             served, page = {}, 1
