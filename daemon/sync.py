@@ -75,7 +75,13 @@ def sync_provider(
     """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early."""
     spec = PROVIDERS[provider]
     started = time.monotonic()
-    with lock.sync_lock(settings.db_path, wait_seconds=lock_wait):
+
+    def waiting() -> None:
+        logger.info(
+            "{}: waiting for another sync writing {} to finish", spec.label, settings.db_path
+        )
+
+    with lock.sync_lock(settings.db_path, wait_seconds=lock_wait, on_wait=waiting):
         db = schema.connect(settings.db_path)
         try:
             closed = runs.close_stale_runs(db)

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -27,17 +27,26 @@ WAIT_SECONDS = 300.0
 
 
 @contextlib.contextmanager
-def sync_lock(db_path: str | Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[None]:
+def sync_lock(
+    db_path: str | Path,
+    wait_seconds: float = WAIT_SECONDS,
+    on_wait: Callable[[], None] = lambda: None,
+) -> Iterator[None]:
+    """Hold the database's sync lock; ``on_wait`` is called once if another sync holds it."""
     lock_path = Path(f"{db_path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait_seconds
+        waited = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waited:
+                    waited = True
+                    on_wait()
                 if time.monotonic() >= deadline:
                     raise SyncLockBusy(
                         f"another accesstrail sync is writing to {db_path} and did not finish "

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from loguru import logger
 
 from daemon.simulate.scalr.world import ScalrUser
 from store.lock import SyncLockBusy, sync_lock
@@ -33,18 +34,21 @@ def test_concurrent_syncs_are_serialised_and_record_each_change_once(db_path):
         sim.state.users["user-007"].status = "Inactive"
         sim.state.users.pop("user-008")
 
-        # The first sync's account-users answer is held until the second sync has been started,
-        # so the second one begins while the first holds the lock mid-fetch. (The assertions
-        # hold whichever way the two meet; the hold makes them meet.)
-        first_is_fetching, second_started = threading.Event(), threading.Event()
+        # The first sync's account-users answer is held until the second sync says it is
+        # waiting for the lock, so the two really overlap: the second waits while the first
+        # holds the lock mid-fetch, then diffs against what the first wrote.
+        first_is_fetching, second_is_waiting = threading.Event(), threading.Event()
 
         def hold_the_first_fetch(request):
             if request.path.endswith("/account-users") and not first_is_fetching.is_set():
                 first_is_fetching.set()
-                second_started.wait(timeout=10)
+                second_is_waiting.wait(timeout=60)  # a bound only; the log line comes in ms
+
+        def note_the_wait(message):
+            if "waiting for another sync" in message:
+                second_is_waiting.set()
 
         def second_sync():
-            second_started.set()
             outcomes.append(sync(db_path, scalr=sim))
 
         sim.before_answer = hold_the_first_fetch
@@ -53,10 +57,15 @@ def test_concurrent_syncs_are_serialised_and_record_each_change_once(db_path):
         first.start()
         # 60 s: far more than a sync's first two requests take on a loaded machine.
         wait_for(first_is_fetching.is_set, 60, "the first sync's account-users request")
-        second = threading.Thread(target=second_sync)
-        second.start()
-        for thread in (first, second):
-            thread.join(timeout=120)  # two syncs of 150 users take about a second together
+        sink = logger.add(note_the_wait, level="INFO")
+        try:
+            second = threading.Thread(target=second_sync)
+            second.start()
+            for thread in (first, second):
+                thread.join(timeout=120)  # two syncs of 150 users take about a second together
+        finally:
+            logger.remove(sink)
+    assert second_is_waiting.is_set(), "the second sync never waited for the lock"
 
     assert sorted(o.status for o in outcomes) == ["succeeded", "succeeded"]
     changes = query(db_path, "SELECT kind, user_id FROM changes ORDER BY id")
