@@ -40,7 +40,7 @@ class HttpPolicy:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     request_deadline: float = 50.0  # one request, all of its retries included
-    stall_limit: float = 55.0  # no successful answer for this long: the provider is down
+    stall_limit: float = 55.0  # no HTTP answer at all for this long: the provider is down
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 10.0

@@ -26,6 +26,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from daemon import errors, paging
@@ -405,6 +406,34 @@ def test_malformed_json_fails_the_run_and_changes_nothing_else(db_path, scalr_wo
         "succeeded",
         "failed",
     ]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [lambda user: user.pop("attributes"), lambda user: user["relationships"].pop("teams")],
+    ids=["no attributes", "no team links"],
+)
+def test_an_account_user_missing_what_it_must_say_fails_the_run_instead_of_a_false_change(
+    db_path, scalr_world, broken
+):
+    """Read as "no status" or "no teams", it would record a disable or a removal that never
+    happened; so the page is refused and the history stays as it was."""
+    assert sync(db_path, scalr=scalr_world).status == "succeeded"
+    before = snapshot_tables(db_path)
+    page = httpx.get(
+        f"{scalr_world.url}/api/iacp/v3/account-users",
+        params={
+            "filter[account]": scalr_world.state.account_id,
+            "include": "user,teams",
+            "page[size]": 100,
+        },
+        headers={"Authorization": f"Bearer {scalr_world.state.token}"},
+    ).json()
+    broken(page["data"][0])
+    scalr_world.add_fault(path=ACCOUNT_USERS, status=200, body=json.dumps(page))
+    outcome = sync(db_path, scalr=scalr_world)
+    assert_failed_run(db_path, outcome, "Scalr", "account-users")
+    assert snapshot_tables(db_path) == before
 
 
 def test_json_that_is_not_an_object_fails_the_run(db_path, ps_world):

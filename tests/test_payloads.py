@@ -240,6 +240,10 @@ def normalise_changed(name: str, path: tuple, value: object) -> list:
 
 REJECTED = [
     ("scalr/account-users.json", ("data", 0, "attributes", "status"), 1),
+    ("scalr/account-users.json", ("data", 0, "attributes", "status"), MISSING),
+    ("scalr/account-users.json", ("data", 0, "attributes"), MISSING),
+    ("scalr/account-users.json", ("data", 0, "attributes"), "Active"),
+    ("scalr/service-accounts.json", ("data", 0, "attributes", "status"), MISSING),
     ("scalr/account-users.json", ("data", 0, "attributes", "last-login-at"), "last Tuesday"),
     ("scalr/account-users.json", ("included", 0, "attributes", "email"), 42),
     ("scalr/account-users.json", ("included", 0, "attributes", "full-name"), ["Ada"]),
@@ -614,3 +618,33 @@ def test_the_simulator_sends_the_payload_shape(case, request):
     document = served_document(served, case.path, case.params)
     differences = shape_differences(payload(case.payload), document, case.nullable)
     assert not differences, "the simulator drifted from the payload:\n" + "\n".join(differences)
+
+
+def team_ids(document: dict) -> list[list[str]]:
+    return [scalr.team_ids_of(item, "/api/iacp/v3/account-users") for item in document["data"]]
+
+
+def test_scalr_team_memberships_come_from_each_account_users_team_links():
+    assert team_ids(payload("scalr/account-users.json"))[:3] == [
+        ["team-tmhlublsnv43mt8", "team-v0os7i01qr63263l1"],
+        ["team-tmhlublsnv43mt8"],
+        [],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("data", 0, "relationships", "teams", "data"), "team-tmhlublsnv43mt8"),
+        (("data", 0, "relationships", "teams", "data"), {"type": "teams", "id": "team-1"}),
+        (("data", 0, "relationships", "teams", "data", 0), {"type": "users", "id": "user-1"}),
+        (("data", 0, "relationships", "teams", "data", 0, "id"), 7),
+        (("data", 0, "relationships", "teams"), MISSING),
+        (("data", 0, "relationships"), MISSING),
+    ],
+    ids=["a string", "an object", "not a team", "a numeric id", "no teams link", "no links"],
+)
+def test_scalr_team_links_not_as_documented_are_a_bad_response(path, value):
+    """Read as "no teams", a malformed link list would remove every membership of the user."""
+    with pytest.raises(errors.BadResponse):
+        team_ids(with_value(payload("scalr/account-users.json"), path, value))

@@ -210,9 +210,9 @@ def _all_items(http: ProviderHTTP, resource: str, params: dict) -> Iterator[dict
 
 def user_from_account_user(account_user: dict, user: dict) -> User:
     path = f"{API}/account-users"
-    attributes = _attributes(account_user)
-    user_attributes = _attributes(user)
-    provider_status = text(attributes, "status", LABEL, path)
+    attributes = _attributes(account_user, path)
+    user_attributes = _attributes(user, path)
+    provider_status = required_text(attributes, "status", LABEL, path)
     return User(
         id=_id(user, path),
         email=text(user_attributes, "email", LABEL, path),
@@ -228,8 +228,8 @@ def user_from_account_user(account_user: dict, user: dict) -> User:
 
 def user_from_service_account(item: dict) -> User:
     path = f"{API}/service-accounts"
-    attributes = _attributes(item)
-    provider_status = text(attributes, "status", LABEL, path)
+    attributes = _attributes(item, path)
+    provider_status = required_text(attributes, "status", LABEL, path)
     return User(
         id=_id(item, path),
         email=text(attributes, "email", LABEL, path),
@@ -245,7 +245,7 @@ def user_from_service_account(item: dict) -> User:
 
 def team_from_item(item: dict, account_id: str) -> Team:
     path = f"{API}/teams"
-    attributes = _attributes(item)
+    attributes = _attributes(item, path)
     return Team(
         id=_id(item, path),
         organization_id=account_id,
@@ -265,9 +265,13 @@ def _status(provider_status: str | None) -> str:
     return status
 
 
-def _attributes(item: dict) -> dict:
+def _attributes(item: dict, path: str) -> dict:
+    """A resource's attributes. Without them a user would read as having no status, and be
+    recorded as disabled: a change that did not happen."""
     attributes = item.get("attributes")
-    return attributes if isinstance(attributes, dict) else {}
+    if not isinstance(attributes, dict):
+        raise errors.BadResponse(LABEL, "listed an item without its attributes", path=path)
+    return attributes
 
 
 def _relation_id(item: dict, name: str) -> str | None:
@@ -276,13 +280,24 @@ def _relation_id(item: dict, name: str) -> str | None:
     return ident if isinstance(ident, str) and ident else None
 
 
-def _relation_ids(item: dict, name: str) -> list[str]:
-    data = ((item.get("relationships") or {}).get(name) or {}).get("data")
-    return [
-        ref["id"]
-        for ref in data or []
-        if isinstance(ref, dict) and isinstance(ref.get("id"), str) and ref["id"]
-    ]
+def team_ids_of(account_user: dict, path: str) -> list[str]:
+    """The teams an account user belongs to, from ``relationships.teams.data``.
+
+    This listing is the only source of team memberships, so anything but a list of team
+    references is a bad response: read as "no teams", it would remove every membership.
+    """
+    relationships = account_user.get("relationships")
+    teams = relationships.get("teams") if isinstance(relationships, dict) else None
+    data = teams.get("data") if isinstance(teams, dict) else None
+    if not isinstance(data, list):
+        raise errors.BadResponse(LABEL, "listed an account user without its teams", path=path)
+    return [_team_ref(ref, path) for ref in data]
+
+
+def _team_ref(ref: object, path: str) -> str:
+    if not isinstance(ref, dict) or ref.get("type") != "teams":
+        raise errors.BadResponse(LABEL, "listed a team link that is not a team", path=path)
+    return required_text(ref, "id", LABEL, path)
 
 
 def _id(item: dict, path: str) -> str:
@@ -299,7 +314,10 @@ def read(
     with builder.scope("account", required=True) as listing:
         account = fetch_account(http, settings.account)
         account_id = _id(account, f"{API}/accounts")
-        name = text(_attributes(account), "name", LABEL, f"{API}/accounts") or settings.account
+        name = (
+            text(_attributes(account, f"{API}/accounts"), "name", LABEL, f"{API}/accounts")
+            or settings.account
+        )
         listing.add(Organization(id=account_id, name=name))
 
     human_memberships = [
@@ -310,7 +328,7 @@ def read(
         for count, (account_user, user) in enumerate(fetch_account_users(http, account_id), 1):
             person = listing.add(user_from_account_user(account_user, user))
             listing.add(Membership("organization", account_id, person.id, "member"))
-            for team_id in _relation_ids(account_user, "teams"):
+            for team_id in team_ids_of(account_user, f"{API}/account-users"):
                 listing.add(Membership("team", team_id, person.id, "member"))
             if count % 100 == 0:
                 progress(f"scalr: {count} account users read")
@@ -332,7 +350,7 @@ def read(
 def probe(http: ProviderHTTP, settings: ScalrSettings) -> str:
     """One read: the account resource, which needs the token to be valid for that account."""
     account = fetch_account(http, settings.account)
-    name = _attributes(account).get("name")
+    name = _attributes(account, f"{API}/accounts").get("name")
     return f"account {name} ({account.get('id')}) at {settings.origin}"
 
 
