@@ -1,6 +1,6 @@
 """The ``accesstrail`` command line.
 
-Exit statuses are part of the contract: scripts and systemd act on them. Every expected failure
+Exit statuses are a promise: scripts and systemd act on them. Every expected failure
 (bad configuration, a refused token, an unreachable host) ends in one line on stderr, never a
 traceback.
 """

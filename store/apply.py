@@ -54,7 +54,7 @@ def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run)
 
 def _differs(old, new) -> bool:
     """SQL's ``IS NOT`` (NULL equals NULL and differs from any value), which Python's ``!=``
-    on None already is; named so the diff reads as the contract states it."""
+    on None already is; named so the diff reads as the rule is stated (docs/sync-rules.md)."""
     return old != new
 
 

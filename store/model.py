@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class User:
-    """One account as the provider reports it, already normalised to the contract's words."""
+    """One account as the provider reports it, already normalised to the schema's words."""
 
     id: str
     email: str | None
