@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loguru import logger  # noqa: E402
+
 from daemon.config import load_settings  # noqa: E402
 from daemon.providers import PROVIDERS  # noqa: E402
 from daemon.providers.base import no_progress  # noqa: E402
@@ -119,6 +121,8 @@ def main() -> int:
     parser.add_argument("--churn", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    logger.remove()  # the report is the output; per-request debug lines would drown it
+    logger.add(sys.stderr, level="WARNING")
 
     parent, child = multiprocessing.get_context("fork").Pipe()
     world = multiprocessing.get_context("fork").Process(
