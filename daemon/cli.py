@@ -78,7 +78,7 @@ def require_providers(settings: Settings, only: str | None) -> list[str]:
     if not enabled:
         click.echo(
             "configuration error: no provider is configured: set "
-            + " and/or ".join(spec.token_variable for spec in PROVIDERS.values()),
+            + " and/or ".join(spec.how_to_enable for spec in PROVIDERS.values()),
             err=True,
         )
         sys.exit(EXIT_USAGE)

@@ -39,6 +39,7 @@ class Provider:
     label: str  # how a person reads it: "Scalr"
     env_prefix: str  # its variables start with this: SCALR_API_TOKEN, SCALR_SYNC_INTERVAL
     token_variable: str  # the variable whose presence enables the provider
+    how_to_enable: str  # what to set, as the "no provider is configured" error says it
     read_settings: Callable[[EnvValues], Any | None]
     make_http: Callable[[Any, HttpPolicy | None, threading.Event | None], ProviderHTTP]
     read: Callable[[ProviderHTTP, Any, SnapshotBuilder, Progress], None]

@@ -322,6 +322,7 @@ PROVIDER = Provider(
     label=LABEL,
     env_prefix="PLANETSCALE",
     token_variable="PLANETSCALE_SERVICE_TOKEN",
+    how_to_enable="PLANETSCALE_SERVICE_TOKEN",
     read_settings=read_settings,
     make_http=make_http,
     read=read,

@@ -359,6 +359,7 @@ PROVIDER = Provider(
     label=LABEL,
     env_prefix="SCALR",
     token_variable="SCALR_API_TOKEN",
+    how_to_enable="SCALR_API_TOKEN (with SCALR_ACCOUNT)",
     read_settings=read_settings,
     make_http=make_http,
     read=read,
