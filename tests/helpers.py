@@ -294,14 +294,19 @@ def changes_of(db_path: Path, run_id: int) -> list[dict]:
     return sort_changes(rows)
 
 
-def users_as_of(db_path: Path, provider: str, instant: str) -> dict[str, tuple]:
-    """id → USER_FIELDS values, from ``user_versions`` alone, as they were at ``instant``."""
-    rows = query(
+def versions_valid_at(db_path: Path, table: str, provider: str, instant: str) -> list[dict]:
+    """The rows of a version table valid at ``instant``, read as an auditor's as-of query would."""
+    return query(
         db_path,
-        "SELECT * FROM user_versions WHERE provider = ? AND valid_from <= ? "
+        f"SELECT * FROM {table} WHERE provider = ? AND valid_from <= ? "
         "AND (valid_to IS NULL OR valid_to > ?)",
         [provider, instant, instant],
     )
+
+
+def users_as_of(db_path: Path, provider: str, instant: str) -> dict[str, tuple]:
+    """id → USER_FIELDS values, from ``user_versions`` alone, as they were at ``instant``."""
+    rows = versions_valid_at(db_path, "user_versions", provider, instant)
     found = {row["id"]: tuple(row[f] for f in USER_FIELDS) for row in rows}
     assert len(found) == len(rows), f"two versions of one user valid at {instant}"
     return found
@@ -309,12 +314,7 @@ def users_as_of(db_path: Path, provider: str, instant: str) -> dict[str, tuple]:
 
 def memberships_as_of(db_path: Path, provider: str, instant: str) -> dict[tuple, str]:
     """(resource_type, resource_id, user_id) → role, from ``membership_versions`` alone."""
-    rows = query(
-        db_path,
-        "SELECT * FROM membership_versions WHERE provider = ? AND "
-        "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
-        [provider, instant, instant],
-    )
+    rows = versions_valid_at(db_path, "membership_versions", provider, instant)
     found = {(r["resource_type"], r["resource_id"], r["user_id"]): r["role"] for r in rows}
     assert len(found) == len(rows), f"two versions of one membership valid at {instant}"
     return found
