@@ -142,25 +142,25 @@ def main() -> None:
 @settings_options
 def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     """Sync each enabled provider once now, print what changed, and exit."""
-    from daemon.sync import sync_provider
+    from daemon.sync import sync_all
 
     settings = settings_or_exit(env_file, db)
+    progress = TerminalProgress()
+    results = sync_all(settings, require_providers(settings, provider), progress=progress)
+    progress.clear()
     failed = False
-    for name in require_providers(settings, provider):
-        progress = TerminalProgress()
-        try:
-            with database_errors(settings.db_path):
-                outcome = sync_provider(settings, name, progress=progress)
-        except SyncLockBusy as exc:
-            progress.clear()
-            click.echo(f"{PROVIDERS[name].label}: not synced: {exc}", err=True)
+    for name, result in results:
+        if isinstance(result, SyncLockBusy):
+            click.echo(f"{PROVIDERS[name].label}: not synced: {result}", err=True)
             failed = True
             continue
-        progress.clear()
-        click.echo(outcome.summary())
-        if outcome.error:
-            click.echo(f"  {outcome.error}", err=True)
-        failed = failed or not outcome.ok
+        if isinstance(result, Exception):
+            with database_errors(settings.db_path):
+                raise result
+        click.echo(result.summary())
+        if result.error:
+            click.echo(f"  {result.error}", err=True)
+        failed = failed or not result.ok
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 

@@ -24,6 +24,7 @@ from daemon.providers.base import Progress, Provider, no_progress
 from store import lock, runs, schema
 from store.apply import apply_snapshot
 from store.model import Snapshot
+from store.staging import Staging
 from store.transactions import transaction
 
 
@@ -81,14 +82,17 @@ def sync_provider(
             "{}: waiting for another sync writing {} to finish", spec.label, settings.db_path
         )
 
-    with lock.sync_lock(settings.db_path, wait_seconds=lock_wait, on_wait=waiting):
+    with lock.sync_lock(settings.db_path, provider, wait_seconds=lock_wait, on_wait=waiting):
         db = schema.connect(settings.db_path)
         try:
-            closed = runs.close_stale_runs(db)
+            closed = runs.close_stale_runs(db, provider)
             if closed:
-                logger.warning("closed {} run(s) left 'running' by an earlier crash", closed)
+                logger.warning(
+                    "{}: closed {} run(s) left 'running' by an earlier crash", spec.label, closed
+                )
             run = runs.start_run(db, provider)
-            fetched = fetch(spec, settings.providers[provider], policy, stop, progress)
+            staging = Staging(db)
+            fetched = fetch(spec, settings.providers[provider], policy, stop, progress, staging)
             result = record(db, run, fetched, spec.label)
         finally:
             db.close()
@@ -98,17 +102,53 @@ def sync_provider(
     )
 
 
+def sync_all(
+    settings: Settings,
+    providers: list[str],
+    *,
+    policy: HttpPolicy | None = None,
+    progress: Progress = no_progress,
+    lock_wait: float = lock.WAIT_SECONDS,
+    stop: threading.Event | None = None,
+) -> list[tuple[str, SyncOutcome | Exception]]:
+    """Sync ``providers`` at the same time, each in its own thread; results in the given order.
+
+    The fetches overlap, which is where the time goes; each apply is one ``IMMEDIATE``
+    transaction, so the database sees them one after the other. A provider whose sync raised
+    (its lock was busy, its database unreadable) has the exception as its result.
+    """
+    results: dict[str, SyncOutcome | Exception] = {}
+
+    def one(name: str) -> None:
+        try:
+            results[name] = sync_provider(
+                settings, name, policy=policy, progress=progress, lock_wait=lock_wait, stop=stop
+            )
+        except Exception as exc:
+            results[name] = exc
+
+    threads = [
+        threading.Thread(target=one, args=(name,), name=f"sync {name}") for name in providers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [(name, results[name]) for name in providers]
+
+
 def fetch(
     spec: Provider,
     provider_settings: object,
     policy: HttpPolicy | None,
     stop: threading.Event | None,
     progress: Progress,
+    staging: Staging,
 ) -> Fetched:
-    """Read the provider into a snapshot; every failure becomes one line, never an exception."""
+    """Read the provider into ``staging``; every failure becomes one line, never an exception."""
     http = spec.make_http(provider_settings, policy, stop)
     try:
-        snapshot = spec.fetch_snapshot(http, provider_settings, progress)
+        snapshot = spec.fetch_snapshot(http, provider_settings, staging, progress)
         http.raise_if_interrupted()  # a stop or a silent provider fails the run, not a scope
         return Fetched(snapshot, None, http.requests)
     except errors.ProviderError as exc:

@@ -2,27 +2,36 @@
 
 The whole apply is one transaction taken *after* the fetch finished, so the write lock is never
 held across network waits and a reader sees either the old state or the new, never half of a
-run. The diff loads the provider's current rows in one query per table, compares
-in Python dictionaries, and writes with ``executemany``: no per-row round trips.
+run. The snapshot is already in TEMP tables (``store/staging.py``); the diff is a fixed series of
+SQL statements over them and the current tables, joined by primary key, so its cost does not
+depend on Python and its memory does not grow with the organisation. An unchanged row is never
+written: a sync that finds nothing new adds nothing but its run row.
 
 What the diff decides (``docs/sync-rules.md#what-a-change-implies``):
 * new key → ``*_added`` plus a current row and, for users and memberships, a version row;
 * a removed key that comes back → ``*_added`` again, ``removed_at`` cleared, ``first_seen_at`` kept;
-* a tracked value that differs (``None``-safe) → one change row per column and a new version;
+* a tracked value that differs (``IS NOT``, so NULL-safe) → one change row per column and a new
+  version;
 * a key missing from a *completed* scope → ``*_removed``, ``removed_at`` set, version closed.
 The first run of a provider that applies anything is its baseline: rows and versions, no changes.
+
+Each entity is diffed in the same three steps: a ``delta_*`` TEMP table of the keys that differ
+(computed against the state before any write), the change rows (unless this is the baseline),
+then the writes. Later entities read the earlier ones' *written* rows for a membership's email and
+resource name, which is exactly "the snapshot's value if it has one, else the last known one".
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import fields
+from collections.abc import Callable
 
 import sqlite_utils
 
 from store import runs
-from store.model import Membership, MembershipScope, Organization, Snapshot, Team, User
+from store.model import Snapshot
 from store.schema import TABLES, USER_VALUES
+from store.staging import settled
 from store.transactions import transaction
 
 USER_TRACKED = tuple(USER_VALUES)
@@ -30,7 +39,31 @@ USER_CHANGE_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in
 TEAM_TRACKED = ("organization_id", "name", "slug", "description")
 #: The columns a change row is written with, in schema order (``id`` is assigned by SQLite).
 CHANGE_COLUMNS = tuple(column for column in TABLES["changes"]["columns"] if column != "id")
-KIND = CHANGE_COLUMNS.index("kind")
+
+SNAP_ORGS, SNAP_TEAMS = settled("organizations"), settled("teams")
+SNAP_USERS, SNAP_MEMBERSHIPS = settled("users"), settled("memberships")
+#: How a change row names its subject, over a ``d`` row of a delta or gone table: a
+#: membership's email and resource name are read from the rows this run has already written.
+ORGANIZATION_CONTEXT = (
+    "NULL AS user_id, NULL AS email, 'organization' AS resource_type, d.id AS resource_id, "
+    "d.name AS resource_name"
+)
+TEAM_CONTEXT = ORGANIZATION_CONTEXT.replace("'organization'", "'team'")
+USER_CONTEXT = (
+    "d.id AS user_id, d.email AS email, NULL AS resource_type, NULL AS resource_id, "
+    "NULL AS resource_name"
+)
+MEMBERSHIP_CONTEXT = (
+    "d.user_id AS user_id, "
+    "(SELECT email FROM users u WHERE u.provider = :provider AND u.id = d.user_id) AS email, "
+    "d.resource_type AS resource_type, d.resource_id AS resource_id, "
+    "CASE d.resource_type "
+    "WHEN 'organization' THEN (SELECT name FROM organizations o "
+    "WHERE o.provider = :provider AND o.id = d.resource_id) "
+    "ELSE (SELECT name FROM teams t WHERE t.provider = :provider AND t.id = d.resource_id) "
+    "END AS resource_name"
+)
+MEMBERSHIP_KEY = ("resource_type", "resource_id", "user_id")
 
 
 def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run) -> runs.RunResult:
@@ -41,379 +74,347 @@ def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run)
     """
     with transaction(db):
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
-        diff = _Diff(db, snapshot, run, baseline)
-        diff.compute()
-        diff.write()
+        snapshot.staging.settle()
+        _Diff(db, snapshot, run, baseline).run()
+        counted = db.execute(
+            "SELECT kind, COUNT(*) FROM changes WHERE run_id = ? GROUP BY kind", [run.id]
+        ).fetchall()
     error = "; ".join(f"{f.scope}: {f.error}" for f in snapshot.failures) or None
     return runs.RunResult(
         status="partial" if snapshot.partial else "succeeded",
         error=error,
-        changes=Counter(row[KIND] for row in diff.change_rows),
+        changes=Counter(dict(counted)),
     )
 
 
-def _differs(old, new) -> bool:
-    """SQL's ``IS NOT`` (NULL equals NULL and differs from any value), which Python's ``!=``
-    on None already is; named so the diff reads as the rule is stated (docs/sync-rules.md)."""
-    return old != new
+def _differs(columns, old: str = "c", new: str = "s") -> str:
+    """SQL true when any of ``columns`` differs between two rows, NULL equal to NULL."""
+    return "(" + " OR ".join(f"{old}.{c} IS NOT {new}.{c}" for c in columns) + ")"
 
 
-def _text(value) -> str | None:
-    """A value as SQLite's CAST(... AS TEXT) renders it, for old_value/new_value."""
-    return None if value is None else str(value)
+def _upsert_sql(table: str, columns: tuple[str, ...], select: str) -> str:
+    """INSERT … SELECT that updates every non-key column of an existing row (``select`` must
+    end in a WHERE clause, which SQLite needs to tell the upsert from a join)."""
+    key = TABLES[table]["pk"]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {select} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
 
 
 class _Diff:
-    """Holds one provider's current state in memory and collects the rows the run must write."""
+    """The diff's statements, in the order the rules need them."""
 
     def __init__(
         self, db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run, baseline: bool
     ):
-        self.db = db
-        self.snap = snapshot
-        self.run = run
-        self.stamp = run.started_at
+        self.conn = db.conn
+        self.snapshot = snapshot
         self.baseline = baseline
-        provider = snapshot.provider
-        self.orgs = self._load("organizations", ("id",), provider)
-        self.teams = self._load("teams", ("id",), provider)
-        self.users = self._load("users", ("id",), provider)
-        self.memberships = self._load(
-            "memberships", ("resource_type", "resource_id", "user_id"), provider
-        )
-        self.change_rows: list[tuple] = []
-        self.upserts: dict[str, dict[tuple, dict]] = {
-            "organizations": {},
-            "teams": {},
-            "users": {},
-            "memberships": {},
-        }
-        self.closed_user_versions: list[tuple] = []
-        self.new_user_versions: list[tuple] = []
-        self.closed_membership_versions: list[tuple] = []
-        self.new_membership_versions: list[tuple] = []
-        self.snap_users = {u.id: u for u in snapshot.users}
-        self.snap_orgs = {o.id: o for o in snapshot.organizations}
-        self.snap_teams = {t.id: t for t in snapshot.teams}
+        self.params = {"provider": snapshot.provider, "stamp": run.started_at, "run": run.id}
 
-    def _load(self, table: str, key: tuple[str, ...], provider: str) -> dict[tuple, dict]:
-        rows = self.db.execute(f"SELECT * FROM {table} WHERE provider = ?", [provider])
-        names = [d[0] for d in rows.description]
-        loaded = {}
-        for values in rows:
-            row = dict(zip(names, values, strict=True))
-            loaded[tuple(row[k] for k in key)] = row
-        return loaded
+    def run(self) -> None:
+        self._stage_scopes()
+        self._organizations()
+        self._teams()
+        self._users()
+        self._memberships()
+        self._users_without_memberships()
 
-    # -- change rows -------------------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------------
 
-    def _change(
-        self,
-        kind: str,
-        *,
-        user_id=None,
-        email=None,
-        resource_type=None,
-        resource_id=None,
-        resource_name=None,
-        field=None,
-        old=None,
-        new=None,
-    ) -> None:
+    def _execute(self, sql: str) -> None:
+        self.conn.execute(sql, self.params)
+
+    def _temp(self, name: str, select: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        self._execute(f"CREATE TEMP TABLE {name} AS {select}")
+
+    def _changes(self, select: str) -> None:
+        """Append change rows; ``select`` yields (kind, user_id, email, resource_type,
+        resource_id, resource_name, field, old_value, new_value). Nothing during a baseline."""
         if self.baseline:
             return
-        self.change_rows.append(
-            (
-                self.run.id,
-                self.snap.provider,
-                self.stamp,
-                kind,
-                user_id,
-                email,
-                resource_type,
-                resource_id,
-                resource_name,
-                field,
-                _text(old),
-                _text(new),
+        self._execute(
+            f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
+            f"SELECT :run, :provider, :stamp, * FROM ({select})"
+        )
+
+    def _stage_scopes(self) -> None:
+        """What the snapshot read completely, as tables the removal rules can join."""
+        self._temp("team_scopes", "SELECT NULL AS organization_id WHERE 0")
+        self.conn.executemany(
+            "INSERT INTO temp.team_scopes VALUES (?)",
+            [(org,) for org in sorted(self.snapshot.team_scopes)],
+        )
+        self._temp(
+            "membership_scopes",
+            "SELECT NULL AS resource_type, NULL AS resource_id, NULL AS account_type WHERE 0",
+        )
+        self.conn.executemany(
+            "INSERT INTO temp.membership_scopes VALUES (?, ?, ?)",
+            [
+                (s.resource_type, s.resource_id, s.account_type)
+                for s in self.snapshot.membership_scopes
+            ],
+        )
+
+    # -- organisations -------------------------------------------------------------------------
+
+    def _organizations(self) -> None:
+        self._temp(
+            "delta_organizations",
+            f"SELECT s.ord AS ord, s.id, s.name, c.name AS old_name, "
+            f"c.first_seen_at, (c.id IS NULL OR c.removed_at IS NOT NULL) AS added "
+            f"FROM {SNAP_ORGS} s LEFT JOIN organizations c "
+            f"ON c.provider = :provider AND c.id = s.id "
+            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR c.name IS NOT s.name",
+        )
+        self._temp(
+            "gone_organizations",
+            f"SELECT c.rowid AS ord, c.id, c.name FROM organizations c "
+            f"WHERE c.provider = :provider AND c.removed_at IS NULL "
+            f"AND c.id NOT IN (SELECT id FROM {SNAP_ORGS})",
+        )
+        self._changes(
+            _row_changes(
+                "delta_organizations",
+                ("name",),
+                ORGANIZATION_CONTEXT,
+                added="organization_added",
+                kind_of=lambda column: "organization_updated",
+            )
+        )
+        self._changes(
+            f"SELECT 'organization_removed', {ORGANIZATION_CONTEXT}, NULL, NULL, NULL "
+            "FROM gone_organizations d ORDER BY ord"
+        )
+        self._execute(
+            _upsert_sql(
+                "organizations",
+                ("provider", "id", "name", "first_seen_at", "removed_at"),
+                "SELECT :provider, id, name, COALESCE(first_seen_at, :stamp), NULL "
+                "FROM delta_organizations WHERE true",
+            )
+        )
+        self._execute(
+            "UPDATE organizations SET removed_at = :stamp WHERE provider = :provider "
+            "AND id IN (SELECT id FROM gone_organizations)"
+        )
+
+    # -- teams ---------------------------------------------------------------------------------
+
+    def _teams(self) -> None:
+        self._temp(
+            "delta_teams",
+            "SELECT s.*, c.first_seen_at, "
+            "(c.id IS NULL OR c.removed_at IS NOT NULL) AS added, "
+            + ", ".join(f"c.{column} AS old_{column}" for column in TEAM_TRACKED)
+            + f" FROM {SNAP_TEAMS} s LEFT JOIN teams c ON c.provider = :provider AND c.id = s.id "
+            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {_differs(TEAM_TRACKED)}",
+        )
+        # A team missing from its organisation's completed listing, or from an organisation
+        # that is gone, is gone; one whose listing failed is kept.
+        self._temp(
+            "gone_teams",
+            f"SELECT c.rowid AS ord, c.id, c.name FROM teams c "
+            f"WHERE c.provider = :provider AND c.removed_at IS NULL "
+            f"AND c.id NOT IN (SELECT id FROM {SNAP_TEAMS}) "
+            f"AND (c.organization_id IN (SELECT organization_id FROM team_scopes) "
+            f"OR c.organization_id IN (SELECT id FROM gone_organizations))",
+        )
+        self._changes(
+            _row_changes(
+                "delta_teams",
+                TEAM_TRACKED,
+                TEAM_CONTEXT,
+                added="team_added",
+                kind_of=lambda column: "team_updated",
+            )
+        )
+        self._changes(
+            f"SELECT 'team_removed', {TEAM_CONTEXT}, NULL, NULL, NULL FROM gone_teams d "
+            "ORDER BY ord"
+        )
+        columns = ("provider", "id", *TEAM_TRACKED, "first_seen_at", "removed_at")
+        self._execute(
+            _upsert_sql(
+                "teams",
+                columns,
+                f"SELECT :provider, id, {', '.join(TEAM_TRACKED)}, "
+                f"COALESCE(first_seen_at, :stamp), NULL FROM delta_teams WHERE true",
+            )
+        )
+        self._execute(
+            "UPDATE teams SET removed_at = :stamp WHERE provider = :provider "
+            "AND id IN (SELECT id FROM gone_teams)"
+        )
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def _users(self) -> None:
+        differs = _differs(USER_TRACKED)
+        self._temp(
+            "delta_users",
+            f"SELECT s.*, c.first_seen_at, "
+            f"(c.id IS NULL OR c.removed_at IS NOT NULL) AS added, "
+            f"(c.id IS NOT NULL AND c.removed_at IS NULL AND {differs}) AS changed, "
+            + ", ".join(f"c.{column} AS old_{column}" for column in USER_TRACKED)
+            + f" FROM {SNAP_USERS} s LEFT JOIN users c ON c.provider = :provider AND c.id = s.id "
+            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {differs} "
+            f"OR c.created_at IS NOT s.created_at",
+        )
+        self._changes(
+            _row_changes(
+                "delta_users",
+                USER_TRACKED,
+                USER_CONTEXT,
+                added="user_added",
+                kind_of=lambda column: USER_CHANGE_KIND.get(column, "user_updated"),
+                # one status_changed row says both the status and the provider's own word
+                unless={"provider_status": "d.old_status IS NOT d.status"},
+            )
+        )
+        self._execute(
+            "UPDATE user_versions SET valid_to = :stamp WHERE provider = :provider "
+            "AND valid_to IS NULL AND id IN (SELECT id FROM delta_users WHERE changed)"
+        )
+        tracked = ", ".join(USER_TRACKED)
+        self._execute(
+            f"INSERT INTO user_versions (provider, id, {tracked}, valid_from, valid_to, run_id) "
+            f"SELECT :provider, id, {tracked}, :stamp, NULL, :run FROM delta_users "
+            f"WHERE added OR changed ORDER BY ord"
+        )
+        self._execute(
+            _upsert_sql(
+                "users",
+                ("provider", "id", *USER_TRACKED, "created_at", "first_seen_at", "removed_at"),
+                f"SELECT :provider, id, {tracked}, created_at, COALESCE(first_seen_at, :stamp), "
+                f"NULL FROM delta_users WHERE true",
             )
         )
 
-    def _resource_name(self, resource_type: str, resource_id: str) -> str | None:
-        if resource_type == "organization":
-            org = self.snap_orgs.get(resource_id)
-            return org.name if org else (self.orgs.get((resource_id,)) or {}).get("name")
-        team = self.snap_teams.get(resource_id)
-        return team.name if team else (self.teams.get((resource_id,)) or {}).get("name")
+    # -- memberships ---------------------------------------------------------------------------
 
-    def _user_email(self, user_id: str) -> str | None:
-        user = self.snap_users.get(user_id)
-        return user.email if user else (self.users.get((user_id,)) or {}).get("email")
-
-    def _upsert(self, table: str, key: tuple, row: dict) -> None:
-        self.upserts[table][key] = row
-
-    # -- the diff ----------------------------------------------------------------------------
-
-    def compute(self) -> None:
-        removed_orgs = self._diff_organizations()
-        removed_teams = self._diff_teams(removed_orgs)
-        self._diff_users()
-        self._diff_memberships(removed_orgs, removed_teams)
-        self._remove_users_without_memberships()
-
-    def _diff_organizations(self) -> set[str]:
-        for org in self.snap.organizations:
-            current = self.orgs.get((org.id,))
-            row = {"provider": self.snap.provider, "id": org.id, "name": org.name}
-            common = dict(resource_type="organization", resource_id=org.id, resource_name=org.name)
-            if current is None or current["removed_at"] is not None:
-                row["first_seen_at"] = current["first_seen_at"] if current else self.stamp
-                row["removed_at"] = None
-                self._upsert("organizations", (org.id,), row)
-                self._change("organization_added", **common)
-            elif _differs(current["name"], org.name):
-                self._upsert("organizations", (org.id,), {**current, **row})
-                self._change(
-                    "organization_updated",
-                    field="name",
-                    old=current["name"],
-                    new=org.name,
-                    **common,
-                )
-        removed = set()
-        for (org_id,), current in self.orgs.items():
-            if current["removed_at"] is None and org_id not in self.snap_orgs:
-                removed.add(org_id)
-                self._upsert("organizations", (org_id,), {**current, "removed_at": self.stamp})
-                self._change(
-                    "organization_removed",
-                    resource_type="organization",
-                    resource_id=org_id,
-                    resource_name=current["name"],
-                )
-        return removed
-
-    def _diff_teams(self, removed_orgs: set[str]) -> set[str]:
-        for team in self.snap.teams:
-            current = self.teams.get((team.id,))
-            row = {
-                "provider": self.snap.provider,
-                "id": team.id,
-                **{k: getattr(team, k) for k in TEAM_TRACKED},
-            }
-            common = dict(resource_type="team", resource_id=team.id, resource_name=team.name)
-            if current is None or current["removed_at"] is not None:
-                row["first_seen_at"] = current["first_seen_at"] if current else self.stamp
-                row["removed_at"] = None
-                self._upsert("teams", (team.id,), row)
-                self._change("team_added", **common)
-                continue
-            changed = [k for k in TEAM_TRACKED if _differs(current[k], row[k])]
-            if changed:
-                self._upsert("teams", (team.id,), {**current, **row})
-            for column in changed:
-                self._change(
-                    "team_updated", field=column, old=current[column], new=row[column], **common
-                )
-        removed = set()
-        for (team_id,), current in self.teams.items():
-            if current["removed_at"] is not None or team_id in self.snap_teams:
-                continue
-            org_id = current["organization_id"]
-            if org_id in self.snap.team_scopes or org_id in removed_orgs:
-                removed.add(team_id)
-                self._upsert("teams", (team_id,), {**current, "removed_at": self.stamp})
-                self._change(
-                    "team_removed",
-                    resource_type="team",
-                    resource_id=team_id,
-                    resource_name=current["name"],
-                )
-        return removed
-
-    def _diff_users(self) -> None:
-        for user in self.snap.users:
-            current = self.users.get((user.id,))
-            row = {"provider": self.snap.provider, **_as_dict(user)}
-            if current is None or current["removed_at"] is not None:
-                row["first_seen_at"] = current["first_seen_at"] if current else self.stamp
-                row["removed_at"] = None
-                self._upsert("users", (user.id,), row)
-                self._open_user_version(user)
-                self._change("user_added", user_id=user.id, email=user.email)
-                continue
-            changed = [k for k in USER_TRACKED if _differs(current[k], row[k])]
-            if changed or _differs(current["created_at"], row["created_at"]):
-                self._upsert("users", (user.id,), {**current, **row})
-            if not changed:
-                continue
-            self.closed_user_versions.append((self.stamp, self.snap.provider, user.id))
-            self._open_user_version(user)
-            if "status" in changed and "provider_status" in changed:
-                changed.remove("provider_status")  # one status_changed row says both
-            for column in changed:
-                self._change(
-                    USER_CHANGE_KIND.get(column, "user_updated"),
-                    user_id=user.id,
-                    email=user.email,
-                    field=column,
-                    old=current[column],
-                    new=row[column],
-                )
-
-    def _open_user_version(self, user: User) -> None:
-        self.new_user_versions.append(
-            (
-                self.snap.provider,
-                user.id,
-                *(getattr(user, k) for k in USER_TRACKED),
-                self.stamp,
-                None,
-                self.run.id,
+    def _memberships(self) -> None:
+        # In key order (the snapshot's primary key gives it for free), so that a delta row's
+        # rowid is its key order and the version and membership indexes grow at their ends.
+        self._temp(
+            "delta_memberships",
+            f"SELECT s.*, c.role AS old_role, c.first_seen_at, "
+            f"(c.user_id IS NULL OR c.removed_at IS NOT NULL) AS added "
+            f"FROM {SNAP_MEMBERSHIPS} s LEFT JOIN memberships c ON c.provider = :provider "
+            f"AND c.resource_type = s.resource_type AND c.resource_id = s.resource_id "
+            f"AND c.user_id = s.user_id "
+            f"WHERE c.user_id IS NULL OR c.removed_at IS NOT NULL OR c.role IS NOT s.role "
+            f"ORDER BY s.resource_type, s.resource_id, s.user_id",
+        )
+        # Gone: absent from the snapshot, and either its resource is gone or a completed scope
+        # covers it (for the user's account type, as the snapshot or the last run saw it).
+        self._temp(
+            "gone_memberships",
+            f"SELECT c.rowid AS ord, c.resource_type, c.resource_id, c.user_id "
+            f"FROM memberships c WHERE c.provider = :provider AND c.removed_at IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {SNAP_MEMBERSHIPS} s "
+            f"WHERE s.resource_type = c.resource_type AND s.resource_id = c.resource_id "
+            f"AND s.user_id = c.user_id) "
+            f"AND ((c.resource_type = 'organization' "
+            f"AND c.resource_id IN (SELECT id FROM gone_organizations)) "
+            f"OR (c.resource_type = 'team' AND c.resource_id IN (SELECT id FROM gone_teams)) "
+            f"OR EXISTS (SELECT 1 FROM membership_scopes m "
+            f"WHERE m.resource_type = c.resource_type "
+            f"AND (m.resource_id IS NULL OR m.resource_id = c.resource_id) "
+            f"AND (m.account_type IS NULL OR m.account_type = (SELECT account_type FROM users u "
+            f"WHERE u.provider = :provider AND u.id = c.user_id))))",
+        )
+        self._changes(
+            _row_changes(
+                "delta_memberships",
+                ("role",),
+                MEMBERSHIP_CONTEXT,
+                added="membership_added",
+                kind_of=lambda column: "role_changed",
             )
         )
-
-    def _diff_memberships(self, removed_orgs: set[str], removed_teams: set[str]) -> None:
-        seen: dict[tuple, Membership] = {}
-        for membership in self.snap.memberships:
-            seen[(membership.resource_type, membership.resource_id, membership.user_id)] = (
-                membership
+        self._changes(
+            f"SELECT 'membership_removed', {MEMBERSHIP_CONTEXT}, NULL, NULL, NULL "
+            "FROM gone_memberships d ORDER BY ord"
+        )
+        key = ", ".join(MEMBERSHIP_KEY)
+        self._execute(
+            f"UPDATE membership_versions SET valid_to = :stamp WHERE provider = :provider "
+            f"AND valid_to IS NULL AND ({key}) IN ("
+            f"SELECT {key} FROM delta_memberships WHERE NOT added "
+            f"UNION ALL SELECT {key} FROM gone_memberships)"
+        )
+        self._execute(
+            f"INSERT INTO membership_versions (provider, {key}, role, valid_from, valid_to, "
+            f"run_id) SELECT :provider, {key}, role, :stamp, NULL, :run FROM delta_memberships "
+            f"ORDER BY rowid"
+        )
+        self._execute(
+            _upsert_sql(
+                "memberships",
+                ("provider", *MEMBERSHIP_KEY, "role", "first_seen_at", "removed_at"),
+                f"SELECT :provider, {key}, role, COALESCE(first_seen_at, :stamp), NULL "
+                f"FROM delta_memberships WHERE true ORDER BY rowid",
             )
-        for key, membership in seen.items():
-            current = self.memberships.get(key)
-            common = self._membership_context(key)
-            if current is None or current["removed_at"] is not None:
-                self._upsert(
-                    "memberships",
-                    key,
-                    {
-                        "provider": self.snap.provider,
-                        "resource_type": key[0],
-                        "resource_id": key[1],
-                        "user_id": key[2],
-                        "role": membership.role,
-                        "first_seen_at": current["first_seen_at"] if current else self.stamp,
-                        "removed_at": None,
-                    },
-                )
-                self._open_membership_version(key, membership.role)
-                self._change("membership_added", **common)
-            elif _differs(current["role"], membership.role):
-                self._upsert("memberships", key, {**current, "role": membership.role})
-                self.closed_membership_versions.append((self.stamp, self.snap.provider, *key))
-                self._open_membership_version(key, membership.role)
-                self._change(
-                    "role_changed", field="role", old=current["role"], new=membership.role, **common
-                )
-        for key, current in self.memberships.items():
-            if current["removed_at"] is not None or key in seen:
-                continue
-            resource_type, resource_id, _ = key
-            gone_with_resource = (
-                resource_type == "organization" and resource_id in removed_orgs
-            ) or (resource_type == "team" and resource_id in removed_teams)
-            if gone_with_resource or self._in_completed_scope(key):
-                self._upsert("memberships", key, {**current, "removed_at": self.stamp})
-                self.closed_membership_versions.append((self.stamp, self.snap.provider, *key))
-                self._change("membership_removed", **self._membership_context(key))
-
-    def _membership_context(self, key: tuple) -> dict:
-        resource_type, resource_id, user_id = key
-        return dict(
-            user_id=user_id,
-            email=self._user_email(user_id),
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=self._resource_name(resource_type, resource_id),
+        )
+        self._execute(
+            f"UPDATE memberships SET removed_at = :stamp WHERE provider = :provider "
+            f"AND ({key}) IN (SELECT {key} FROM gone_memberships)"
         )
 
-    def _in_completed_scope(self, key: tuple) -> bool:
-        resource_type, resource_id, user_id = key
-        return any(
-            _scope_covers(scope, resource_type, resource_id, self._account_type(user_id))
-            for scope in self.snap.membership_scopes
+    def _users_without_memberships(self) -> None:
+        """A user the snapshot did not list has left once none of their memberships is left."""
+        self._temp(
+            "gone_users",
+            f"SELECT c.rowid AS ord, c.id, c.email FROM users c "
+            f"WHERE c.provider = :provider AND c.removed_at IS NULL "
+            f"AND c.id NOT IN (SELECT id FROM {SNAP_USERS}) "
+            f"AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.provider = :provider "
+            f"AND m.user_id = c.id AND m.removed_at IS NULL)",
+        )
+        self._changes(
+            f"SELECT 'user_removed', {USER_CONTEXT}, NULL, NULL, NULL FROM gone_users d "
+            "ORDER BY ord"
+        )
+        self._execute(
+            "UPDATE users SET removed_at = :stamp WHERE provider = :provider "
+            "AND id IN (SELECT id FROM gone_users)"
+        )
+        self._execute(
+            "UPDATE user_versions SET valid_to = :stamp WHERE provider = :provider "
+            "AND valid_to IS NULL AND id IN (SELECT id FROM gone_users)"
         )
 
-    def _account_type(self, user_id: str) -> str | None:
-        user = self.snap_users.get(user_id)
-        return user.account_type if user else (self.users.get((user_id,)) or {}).get("account_type")
 
-    def _open_membership_version(self, key: tuple, role: str) -> None:
-        self.new_membership_versions.append(
-            (self.snap.provider, *key, role, self.stamp, None, self.run.id)
+def _row_changes(
+    delta: str,
+    columns: tuple[str, ...],
+    context: str,
+    *,
+    added: str,
+    kind_of: Callable[[str], str],
+    unless: dict[str, str] | None = None,
+) -> str:
+    """The change rows of a delta table, in snapshot order: ``added`` for a key that is new or
+    back, else one row per tracked column that differs (``unless`` names a column whose
+    difference another row already says, and when)."""
+    parts = [
+        f"SELECT '{added}' AS kind, {context}, NULL AS field, NULL AS old_value, "
+        f"NULL AS new_value, d.ord AS ord, -1 AS col FROM {delta} d WHERE d.added"
+    ]
+    for n, column in enumerate(columns):
+        condition = f"NOT d.added AND d.old_{column} IS NOT d.{column}"
+        if unless and column in unless:
+            condition += f" AND NOT ({unless[column]})"
+        parts.append(
+            f"SELECT '{kind_of(column)}', {context}, '{column}', CAST(d.old_{column} AS TEXT), "
+            f"CAST(d.{column} AS TEXT), d.ord, {n} FROM {delta} d WHERE {condition}"
         )
-
-    def _remove_users_without_memberships(self) -> None:
-        after = {**self.memberships, **self.upserts["memberships"]}
-        holding = {key[2] for key, row in after.items() if row["removed_at"] is None}
-        for (user_id,), current in self.users.items():
-            if current["removed_at"] is not None or user_id in self.snap_users:
-                continue
-            if user_id in holding:
-                continue
-            self._upsert("users", (user_id,), {**current, "removed_at": self.stamp})
-            self.closed_user_versions.append((self.stamp, self.snap.provider, user_id))
-            self._change("user_removed", user_id=user_id, email=current["email"])
-
-    # -- writes ------------------------------------------------------------------------------
-
-    def write(self) -> None:
-        conn = self.db.conn
-        for table, rows in self.upserts.items():
-            if rows:
-                _upsert_rows(conn, table, list(rows.values()))
-        conn.executemany(
-            "UPDATE user_versions SET valid_to = ? WHERE provider = ? AND id = ? "
-            "AND valid_to IS NULL",
-            self.closed_user_versions,
-        )
-        conn.executemany(
-            "UPDATE membership_versions SET valid_to = ? WHERE provider = ? AND resource_type = ? "
-            "AND resource_id = ? AND user_id = ? AND valid_to IS NULL",
-            self.closed_membership_versions,
-        )
-        _insert_rows(
-            conn, "user_versions", tuple(TABLES["user_versions"]["columns"]), self.new_user_versions
-        )
-        _insert_rows(
-            conn,
-            "membership_versions",
-            tuple(TABLES["membership_versions"]["columns"]),
-            self.new_membership_versions,
-        )
-        _insert_rows(conn, "changes", CHANGE_COLUMNS, self.change_rows)
-
-
-def _scope_covers(
-    scope: MembershipScope, resource_type: str, resource_id: str, account_type: str | None
-) -> bool:
     return (
-        scope.resource_type == resource_type
-        and scope.resource_id in (None, resource_id)
-        and scope.account_type in (None, account_type)
-    )
-
-
-def _as_dict(item: User | Organization | Team) -> dict:
-    return {f.name: getattr(item, f.name) for f in fields(item)}
-
-
-def _upsert_rows(conn, table: str, rows: list[dict]) -> None:
-    """Insert or update whole rows by the table's key; every row carries every column."""
-    columns = list(TABLES[table]["columns"])
-    key = TABLES[table]["pk"]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-        [tuple(row[c] for c in columns) for row in rows],
-    )
-
-
-def _insert_rows(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Append rows whose values are in ``columns`` order."""
-    conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        rows,
+        "SELECT kind, user_id, email, resource_type, resource_id, resource_name, field, "
+        f"old_value, new_value FROM ({' UNION ALL '.join(parts)}) ORDER BY ord, col"
     )

@@ -11,6 +11,10 @@ completed scope: a listing that failed must never look like "everyone was remove
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the staging module imports these dataclasses
+    from store.staging import Staging
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class ScopeFailure:
 class Snapshot:
     """Everything one provider run saw, plus what it saw completely.
 
+    The objects themselves are in ``staging`` (TEMP tables, ``store/staging.py``), so that a
+    snapshot of any size costs no memory; the properties below read them back, for tests.
+
     The organisation listing is always complete: a run that cannot list organisations fails
     and applies nothing, so an organisation missing here has really gone. Beyond that:
 
@@ -92,10 +99,7 @@ class Snapshot:
     """
 
     provider: str
-    organizations: list[Organization] = field(default_factory=list)
-    users: list[User] = field(default_factory=list)
-    teams: list[Team] = field(default_factory=list)
-    memberships: list[Membership] = field(default_factory=list)
+    staging: Staging
     team_scopes: set[str] = field(default_factory=set)
     membership_scopes: list[MembershipScope] = field(default_factory=list)
     failures: list[ScopeFailure] = field(default_factory=list)
@@ -103,3 +107,19 @@ class Snapshot:
     @property
     def partial(self) -> bool:
         return bool(self.failures)
+
+    @property
+    def organizations(self) -> list[Organization]:
+        return list(self.staging.objects(Organization))
+
+    @property
+    def users(self) -> list[User]:
+        return list(self.staging.objects(User))
+
+    @property
+    def teams(self) -> list[Team]:
+        return list(self.staging.objects(Team))
+
+    @property
+    def memberships(self) -> list[Membership]:
+        return list(self.staging.objects(Membership))

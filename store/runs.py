@@ -35,13 +35,14 @@ class RunResult:
     changes: Counter = field(default_factory=Counter)
 
 
-def close_stale_runs(db: sqlite_utils.Database) -> int:
-    """Close every ``running`` row as failed; call only while holding the sync lock."""
+def close_stale_runs(db: sqlite_utils.Database, provider: str) -> int:
+    """Close ``provider``'s ``running`` rows as failed; call only while holding its sync lock
+    (then no live sync of it can own one: the other provider's may well be running)."""
     with transaction(db):
         cursor = db.execute(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?, "
-            "error = COALESCE(error, ?) WHERE status = 'running'",
-            [timestamps.now(), STALE_RUN_ERROR],
+            "error = COALESCE(error, ?) WHERE status = 'running' AND provider = ?",
+            [timestamps.now(), STALE_RUN_ERROR, provider],
         )
     return cursor.rowcount
 

@@ -6,6 +6,8 @@ migration appended below, never an edit of an old one. ``tests/test_schema.py`` 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import sqlite_utils
@@ -145,6 +147,11 @@ def _key_columns(pk) -> tuple[str, ...]:
     return (pk,) if isinstance(pk, str) else tuple(pk)
 
 
+#: Switching to WAL and migrating are not safe to race from two connections; other processes are
+#: kept out by the sync lock, threads of this one by this.
+_setting_up = threading.Lock()
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (creating and migrating if needed) the database in WAL mode.
 
@@ -154,10 +161,13 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(path)
+    # One connection may be used by several threads of one sync, one at a time: the fetch's
+    # scopes stream into its TEMP tables (``store/staging.py``) under the staging's own lock.
+    db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA foreign_keys = ON")
-    if db.journal_mode != "wal":
-        db.enable_wal()
-    migrations.apply(db)
+    with _setting_up:  # two providers of one process open the new database together
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        migrations.apply(db)
     return db

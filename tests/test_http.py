@@ -39,6 +39,8 @@ from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, 
 from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
 from daemon.sync import sync_provider
+from store import schema
+from store.staging import Staging
 from tests.helpers import (
     FAST_POLICY,
     TEST_POLICY,
@@ -761,7 +763,10 @@ def test_planetscale_client_stays_under_the_simulator_rate_limit(db_path):
             sleep=fast_sleep,
         )
         try:
-            snapshot = planetscale.PROVIDER.fetch_snapshot(http, settings.providers["planetscale"])
+            staging = Staging(schema.connect(db_path))
+            snapshot = planetscale.PROVIDER.fetch_snapshot(
+                http, settings.providers["planetscale"], staging
+            )
         finally:
             http.close()
         assert sim.rate_limited_count == 0

@@ -4,15 +4,24 @@ These rules decide whether an absence is a removal, so they are pinned here on t
 HTTP; the provider suites prove the same rules end to end over real HTTP.
 """
 
+import sqlite3
 import threading
 
 import pytest
+import sqlite_utils
 
 from daemon import errors
 from daemon.providers.scopes import SnapshotBuilder
 from store.model import Membership, MembershipScope, Organization, ScopeFailure, Team, User
+from store.staging import Staging
 
 ORG_MEMBERS = MembershipScope("organization", "org-1")
+
+
+def _builder(provider: str) -> SnapshotBuilder:
+    """A builder staging into a private in-memory database, as a sync stages into its own."""
+    connection = sqlite3.connect(":memory:", check_same_thread=False)  # scopes run in threads
+    return SnapshotBuilder(provider, Staging(sqlite_utils.Database(connection)))
 
 
 def _outage(label: str = "PlanetScale") -> errors.ProviderError:
@@ -20,7 +29,7 @@ def _outage(label: str = "PlanetScale") -> errors.ProviderError:
 
 
 def test_a_completed_scope_contributes_its_objects_and_what_it_covers():
-    builder = SnapshotBuilder("planetscale")
+    builder = _builder("planetscale")
     with builder.scope("organizations", required=True) as listing:
         listing.add(Organization("org-1", "acme"))
     with builder.scope("members", memberships=[ORG_MEMBERS]) as listing:
@@ -41,7 +50,7 @@ def test_a_completed_scope_contributes_its_objects_and_what_it_covers():
 
 
 def test_a_failed_scope_contributes_nothing_it_read_and_covers_nothing():
-    builder = SnapshotBuilder("planetscale")
+    builder = _builder("planetscale")
     with builder.scope("organization acme members", memberships=[ORG_MEMBERS]) as listing:
         listing.add(User("u-1", "a@example.com", "A"))  # page 1 arrived ...
         raise _outage()  # ... page 2 did not
@@ -55,7 +64,7 @@ def test_a_failed_scope_contributes_nothing_it_read_and_covers_nothing():
 
 
 def test_a_required_scope_fails_the_whole_fetch():
-    builder = SnapshotBuilder("scalr")
+    builder = _builder("scalr")
     with pytest.raises(errors.ServerError):
         with builder.scope("account users", required=True):
             raise _outage("Scalr")
@@ -67,14 +76,14 @@ def test_a_required_scope_fails_the_whole_fetch():
     ids=["a stop", "a bug"],
 )
 def test_a_stop_or_a_bug_is_never_taken_for_a_failed_scope(interruption):
-    builder = SnapshotBuilder("scalr")
+    builder = _builder("scalr")
     with pytest.raises(type(interruption)):
         with builder.scope("teams", teams_of=["acc-1"]):
             raise interruption
 
 
 def test_objects_can_be_added_only_while_their_scope_is_open():
-    builder = SnapshotBuilder("scalr")
+    builder = _builder("scalr")
     scope = builder.scope("teams", teams_of=["acc-1"])
     with pytest.raises(RuntimeError, match="only while it is open"):
         scope.add(Team("t-1", "acc-1", "Ops"))
@@ -85,14 +94,14 @@ def test_objects_can_be_added_only_while_their_scope_is_open():
 
 
 def test_a_scope_declared_but_never_read_cannot_be_built():
-    builder = SnapshotBuilder("scalr")
+    builder = _builder("scalr")
     builder.scope("service accounts", memberships=[MembershipScope("organization", "acc-1")])
     with pytest.raises(RuntimeError, match="never read"):
         builder.build()
 
 
 def test_a_scope_is_read_once():
-    builder = SnapshotBuilder("scalr")
+    builder = _builder("scalr")
     scope = builder.scope("teams")
     with scope:
         pass
@@ -102,7 +111,7 @@ def test_a_scope_is_read_once():
 
 
 def test_the_snapshot_follows_declaration_order_whatever_order_threads_finish_in():
-    builder = SnapshotBuilder("planetscale")
+    builder = _builder("planetscale")
     first = builder.scope("team a members", memberships=[MembershipScope("team", "a")])
     second = builder.scope("team b members", memberships=[MembershipScope("team", "b")])
     first_may_finish = threading.Event()

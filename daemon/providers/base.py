@@ -17,6 +17,7 @@ from daemon.env import EnvValues
 from daemon.http import HttpPolicy, ProviderHTTP
 from daemon.providers.scopes import SnapshotBuilder
 from store.model import Snapshot
+from store.staging import Staging
 
 Progress = Callable[[str], None]
 
@@ -46,9 +47,9 @@ class Provider:
     probe: Callable[[ProviderHTTP, Any], str]
 
     def fetch_snapshot(
-        self, http: ProviderHTTP, settings: Any, progress: Progress = no_progress
+        self, http: ProviderHTTP, settings: Any, staging: Staging, progress: Progress = no_progress
     ) -> Snapshot:
-        """Read everything into a Snapshot; the scope rules decide what it contains."""
-        builder = SnapshotBuilder(self.name)
+        """Read everything into ``staging``; the scope rules decide what the snapshot holds."""
+        builder = SnapshotBuilder(self.name, staging)
         self.read(http, settings, builder, progress)
         return builder.build()

@@ -34,10 +34,16 @@ from store.model import (
     Team,
     User,
 )
+from store.staging import Staging
 
 T = TypeVar("T", Organization, User, Team, Membership)
 
 PENDING, OPEN, COMPLETED, FAILED = "pending", "open", "completed", "failed"
+
+
+#: Objects a scope holds before it hands them to the staging tables: a few pages' worth, so
+#: memory stays flat however long the listing is.
+BATCH = 500
 
 
 class Scope:
@@ -46,24 +52,34 @@ class Scope:
     def __init__(
         self,
         label: str,
+        seq: int,
+        staging: Staging,
         memberships: Iterable[MembershipScope],
         teams_of: Iterable[str],
         required: bool,
     ):
         self.label = label
+        self.seq = seq  # its place in declaration order, which the snapshot follows
+        self.staging = staging
         self.covers_memberships = list(memberships)
         self.covers_teams_of = list(teams_of)
         self.required = required
         self.state = PENDING
         self.error: str | None = None
-        self.items: list[Organization | User | Team | Membership] = []
+        self.pending: list[Organization | User | Team | Membership] = []
 
     def add(self, item: T) -> T:
         """Record one object read by this listing; returns it, so a caller can keep it too."""
         if self.state != OPEN:
             raise RuntimeError(f"scope {self.label!r}: objects are added only while it is open")
-        self.items.append(item)
+        self.pending.append(item)
+        if len(self.pending) >= BATCH:
+            self._flush()
         return item
+
+    def _flush(self) -> None:
+        self.staging.add(self.seq, self.pending)
+        self.pending = []
 
     def __enter__(self) -> Scope:
         if self.state != PENDING:
@@ -78,10 +94,12 @@ class Scope:
         traceback: TracebackType | None,
     ) -> bool:
         if exc is None:
+            self._flush()
             self.state = COMPLETED
             return False
         self.state = FAILED
-        self.items = []
+        self.pending = []
+        self.staging.discard(self.seq)
         if isinstance(exc, errors.ProviderError) and not isinstance(exc, errors.Stopped):
             self.error = str(exc)
             return not self.required  # an optional scope's failure is recorded, not raised
@@ -91,14 +109,15 @@ class Scope:
 class SnapshotBuilder:
     """Collects a provider's scopes in the order they were declared and assembles the Snapshot.
 
-    Scopes may be read concurrently (each by one thread); the snapshot is assembled only in
-    ``build()``, in declaration order, so the result does not depend on thread timing. When two
-    listings report the same user, the first declared wins (the organisation's own member
-    listing is declared before any team's).
+    Scopes may be read concurrently (each by one thread); what they read streams into
+    ``staging`` (``store/staging.py``), stamped with the scope's place in declaration order, so
+    the snapshot does not depend on thread timing. When two listings report the same user, the
+    first declared wins (the organisation's own member listing is declared before any team's).
     """
 
-    def __init__(self, provider: str):
+    def __init__(self, provider: str, staging: Staging):
         self.provider = provider
+        self.staging = staging
         self.scopes: list[Scope] = []
 
     def scope(
@@ -112,13 +131,12 @@ class SnapshotBuilder:
         """Declare a listing. ``memberships``: the membership sets it lists whole; ``teams_of``:
         the organisation ids whose teams it lists whole; ``required``: its failure fails the run.
         """
-        declared = Scope(label, memberships, teams_of, required)
+        declared = Scope(label, len(self.scopes), self.staging, memberships, teams_of, required)
         self.scopes.append(declared)
         return declared
 
     def build(self) -> Snapshot:
-        snapshot = Snapshot(provider=self.provider)
-        users: dict[str, User] = {}
+        snapshot = Snapshot(provider=self.provider, staging=self.staging)
         for scope in self.scopes:
             if scope.state in (PENDING, OPEN):
                 raise RuntimeError(f"scope {scope.label!r} was declared but never read to its end")
@@ -127,18 +145,4 @@ class SnapshotBuilder:
                 continue
             snapshot.membership_scopes.extend(scope.covers_memberships)
             snapshot.team_scopes.update(scope.covers_teams_of)
-            for item in scope.items:
-                if isinstance(item, User):
-                    users.setdefault(item.id, item)
-                else:
-                    _list_for(snapshot, item).append(item)
-        snapshot.users = list(users.values())
         return snapshot
-
-
-def _list_for(snapshot: Snapshot, item: Organization | Team | Membership) -> list:
-    if isinstance(item, Organization):
-        return snapshot.organizations
-    if isinstance(item, Team):
-        return snapshot.teams
-    return snapshot.memberships
