@@ -3,9 +3,10 @@
 APScheduler's BackgroundScheduler runs one job per provider, first at start-up and then every
 interval. ``max_instances=1`` and ``coalesce`` mean a slow sync is never overlapped by its own
 next run and missed runs collapse into one. The two providers' jobs run at the same time (their
-fetches overlap; each apply is one transaction, so the database sees them one after the other). SIGTERM/SIGINT end a fetch in flight at its next request (the run is recorded as failed,
-nothing else is written) and then stop the scheduler; an apply in flight, which takes seconds,
-always finishes, so a stop never leaves a half-applied run.
+fetches overlap; each apply is one transaction, so the database sees them one after the other).
+SIGTERM/SIGINT end a fetch in flight at its next request (the run is recorded as failed, nothing
+else is written) and then stop the scheduler; an apply in flight, which takes seconds, always
+finishes, so a stop never leaves a half-applied run.
 """
 
 from __future__ import annotations
