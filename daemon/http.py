@@ -8,6 +8,8 @@ It exists so that the rules every request must follow live in one place:
 * URLs built from the configured origin only, and no redirect followed off that origin, so a
   credential is never sent to a host named by a response;
 * a request counter per run (retries included) for ``sync_runs.requests``;
+* at most ``HttpPolicy.concurrency`` requests in flight to the provider, however many threads
+  read it; a request waiting out a backoff holds no slot;
 * an optional client-side rate limiter shared by concurrent requests.
 """
 
@@ -45,6 +47,7 @@ class HttpPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 10.0
     max_redirects: int = 3
+    concurrency: int = 8  # requests in flight to one provider at once
 
 
 class RateLimiter:
@@ -134,6 +137,7 @@ class ProviderHTTP:
         self.stalled: errors.Unreachable | None = None
         self._last_answer = time.monotonic()
         self._count_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, self.policy.concurrency))
         self._client = httpx.Client(
             headers={"User-Agent": USER_AGENT, **headers},
             timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
@@ -150,6 +154,11 @@ class ProviderHTTP:
         self.close()
 
     # -- public ------------------------------------------------------------------------------
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests may be in flight at once: the width a caller may fetch ahead."""
+        return max(1, self.policy.concurrency)
 
     def get_json(self, path: str, params: dict | None = None) -> dict:
         """GET ``origin + path`` and return the decoded JSON object, or raise a ProviderError."""
@@ -184,13 +193,12 @@ class ProviderHTTP:
 
         The deadline is the sooner of this request's own budget and the provider-wide stall
         limit, so that concurrent requests to a provider that stopped answering all give up
-        together instead of one after another, and the run fails within a minute.
+        together instead of one after another, and the run fails within a minute. It starts
+        when the request first holds a slot: waiting behind our own requests is not the provider
+        being slow.
         """
         self.raise_if_interrupted()
-        deadline = min(
-            time.monotonic() + self.policy.request_deadline,
-            self._last_answer + self.policy.stall_limit,
-        )
+        deadline = _Deadline(self.policy, lambda: self._last_answer)
         attempt = 0
         url = self.origin + path
         redirects = 0
@@ -234,7 +242,7 @@ class ProviderHTTP:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
             if wait is None:
                 wait = self._backoff(attempt)
-            out_of_time = time.monotonic() + wait >= deadline
+            out_of_time = time.monotonic() + wait >= deadline.at
             if attempt >= self.policy.max_attempts or out_of_time:
                 if attempt > 1:
                     failure.what += f" after {attempt} attempts"
@@ -254,13 +262,18 @@ class ProviderHTTP:
             )
             self.stop.wait(wait)  # a backoff ends early when the daemon is stopping
 
-    def _send(self, url: str, params: dict, deadline: float) -> httpx.Response:
-        """One GET whose whole answer, body included, must arrive before ``deadline``.
+    def _send(self, url: str, params: dict, request: _Deadline) -> httpx.Response:
+        """One GET, in one of the provider's slots, whose whole answer must arrive in time.
 
         The body is streamed so the deadline is checked between chunks: a server that keeps
         trickling bytes would otherwise never trip the read timeout and could hold a sync for
         ever. The raw (still encoded) bytes are handed to a plain Response, which decodes once.
         """
+        with self._slots:
+            request.start()
+            return self._send_in_slot(url, params, request.at)
+
+    def _send_in_slot(self, url: str, params: dict, deadline: float) -> httpx.Response:
         if self.limiter:
             self.limiter.acquire()
         remaining = deadline - time.monotonic()
@@ -353,6 +366,25 @@ class ProviderHTTP:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class _Deadline:
+    """When one request, all of its attempts included, must be done by."""
+
+    def __init__(self, policy: HttpPolicy, last_answer: Callable[[], float]):
+        self.policy = policy
+        self.last_answer = last_answer
+        self.at = float("inf")  # not started: the request has not yet held a slot
+        self.started = False
+
+    def start(self) -> None:
+        """Set the deadline the first time the request holds a slot; later attempts keep it."""
+        if not self.started:
+            self.started = True
+            self.at = min(
+                time.monotonic() + self.policy.request_deadline,
+                self.last_answer() + self.policy.stall_limit,
+            )
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -2,14 +2,22 @@
 
 A listing that stops early would look exactly like "everyone after page N was removed", so every
 way paging can go wrong is an error here, never a silent end: a next page that does not advance,
-one beyond the listing's own total, an empty page that claims a successor, or more pages than a
-hard cap. Next-page URLs are never taken from the body: the caller's path is reused with the new
-page number, on the configured origin.
+one beyond the listing's own total, an empty page that claims a successor, totals that move while
+the listing is read, or more pages than a hard cap. Next-page URLs are never taken from the body:
+the caller's path is reused with the new page number, on the configured origin.
+
+When the first page states how many pages there are, the rest are fetched concurrently (a window
+of the HTTP layer's concurrency, so a listing never has more requests in flight than it may),
+and still yielded in order and checked exactly as one-at-a-time paging would check them. No page
+beyond the stated total is ever requested, and when the listing fails, the pages not yet sent are
+not sent.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from daemon import errors
@@ -25,7 +33,10 @@ class Page:
     next_page: int | None
     total_pages: int | None = None
     total_count: int | None = None
-    document: dict | None = None
+    included: dict | None = None  # JSON:API included resources the caller asked to keep
+
+
+ReadPage = Callable[[dict, str], Page]
 
 
 def iterate_pages(
@@ -34,7 +45,7 @@ def iterate_pages(
     params: dict,
     *,
     page_param: str,
-    read_page: Callable[[dict, str], Page],
+    read_page: ReadPage,
     key: Callable[[dict], str],
     max_pages: int = MAX_PAGES,
 ) -> Iterator[Page]:
@@ -45,32 +56,52 @@ def iterate_pages(
     removal; so when the provider reports a total, the total must not move between pages and
     every counted item must have been seen, or the listing is an error.
     """
-    number = 1
-    fetched = 0
-    seen: set[str] = set()
-    first_total: int | None = None
-    while True:
-        fetched += 1
-        if fetched > max_pages:
-            raise errors.BadResponse(
-                http.label, f"paging did not end within {max_pages} pages", path=path
-            )
-        document = http.get_json(path, {**params, page_param: number})
-        page = read_page(document, path)
-        seen.update(key(item) for item in page.items)
-        if page.total_count is not None:
-            if first_total is None:
-                first_total = page.total_count
-            elif page.total_count != first_total:
-                raise _changed(
-                    http, path, f"its total went from {first_total} to {page.total_count}"
-                )
+    listing = _Listing(http, path, key, max_pages)
+
+    def fetch(number: int) -> Page:
+        return read_page(http.get_json(path, {**params, page_param: number}), path)
+
+    first = fetch(1)
+    following = listing.check(1, first)
+    yield first
+    ahead = following is not None and _states_its_end(first, max_pages)
+    if ahead:
+        numbered = _fetch_ahead(fetch, 2, first.total_pages or 1, http.concurrency)
+    else:
+        numbered = _fetch_one_by_one(fetch, following, listing)
+    for number, page in numbered:
+        following = listing.check(number, page, in_step=ahead)
         yield page
+    if following is not None:  # only when fetching ahead: the stated last page named another
+        raise listing.bad(f"paging does not advance: page {number} of {number} named a next page")
+
+
+class _Listing:
+    """What the pages of one listing must agree on, checked page by page in order."""
+
+    def __init__(self, http: ProviderHTTP, path: str, key: Callable[[dict], str], cap: int):
+        self.http, self.path, self.key, self.cap = http, path, key, cap
+        self.seen: set[str] = set()
+        self.first: Page | None = None
+
+    def check(self, number: int, page: Page, *, in_step: bool = False) -> int | None:
+        """Record ``page`` (page ``number``) and return the next page's number, or raise.
+
+        ``in_step``: the pages are being fetched ahead by number, so each must name exactly the
+        one after it, and the page count must stay what page 1 said.
+        """
+        self.seen.update(self.key(item) for item in page.items)
+        first = self.first = self.first or page
+        for name, then, now in (
+            ("total", first.total_count, page.total_count),
+            ("page count", first.total_pages, page.total_pages),
+        ):
+            if then is not None and now is not None and now != then:
+                raise self._changed(f"its {name} went from {then} to {now}")
         following = page.next_page
         if following is None:
-            if first_total is not None and len(seen) < first_total:
-                raise _changed(http, path, f"{len(seen)} of {first_total} items seen")
-            return
+            self._check_the_end(number, first)
+            return None
         problem = None
         if following <= number:
             problem = f"page {number} points back to page {following}"
@@ -78,9 +109,73 @@ def iterate_pages(
             problem = f"page {number} points to page {following} of {page.total_pages}"
         elif not page.items:
             problem = f"page {number} was empty yet named a next page"
+        elif in_step and following != number + 1:
+            problem = f"page {number} points to page {following}, not {number + 1}"
         if problem:
-            raise errors.BadResponse(http.label, f"paging does not advance: {problem}", path=path)
-        number = following
+            raise self.bad(f"paging does not advance: {problem}")
+        return following
+
+    def _check_the_end(self, number: int, first: Page) -> None:
+        if first.total_pages is not None and number < first.total_pages and number > 1:
+            raise self._changed(f"page {number} of {first.total_pages} was the last")
+        if first.total_count is not None and len(self.seen) < first.total_count:
+            raise self._changed(f"{len(self.seen)} of {first.total_count} items seen")
+
+    def bad(self, what: str) -> errors.BadResponse:
+        return errors.BadResponse(self.http.label, what, path=self.path)
+
+    def _changed(self, how: str) -> errors.BadResponse:
+        return _changed(self.http, self.path, how)
+
+
+def _states_its_end(first: Page, cap: int) -> bool:
+    """Page 1 says how many pages there are, so pages 2..N can be asked for at once."""
+    total = first.total_pages
+    return total is not None and first.next_page == 2 and 2 <= total <= cap
+
+
+def _fetch_one_by_one(
+    fetch: Callable[[int], Page], following: int | None, listing: _Listing
+) -> Iterator[tuple[int, Page]]:
+    """Follow ``next_page`` from page to page: a listing that does not state its length."""
+    while following is not None:
+        if following > listing.cap:
+            raise listing.bad(f"paging did not end within {listing.cap} pages")
+        page = fetch(following)
+        yield following, page
+        following = page.next_page
+
+
+def _fetch_ahead(
+    fetch: Callable[[int], Page], start: int, last: int, window: int
+) -> Iterator[tuple[int, Page]]:
+    """Pages ``start..last``, at most ``window`` in flight, yielded in page order.
+
+    The next page is sent as soon as one is handed on, so the window stays full while the caller
+    works. Leaving early (an error here or in the caller) cancels the pages not yet sent and
+    waits for the ones in flight, so no request outlives the listing.
+    """
+    window = max(1, window)
+    pending: deque[tuple[int, Future[Page]]] = deque()
+    upcoming = iter(range(start, last + 1))
+    with ThreadPoolExecutor(max_workers=min(window, last - start + 1)) as pool:
+        try:
+            for number in upcoming:
+                pending.append((number, pool.submit(fetch, number)))
+                if len(pending) >= window:
+                    break
+            while pending:
+                number, future = pending.popleft()
+                page = future.result()
+                for following in upcoming:
+                    pending.append((following, pool.submit(fetch, following)))
+                    break
+                yield number, page
+                if page.next_page is None:
+                    return  # the listing ended early; the check of this page says so
+        finally:
+            for _number, future in pending:
+                future.cancel()
 
 
 def _changed(http: ProviderHTTP, path: str, how: str) -> errors.BadResponse:

@@ -170,7 +170,8 @@ def test_non_retryable_status_fails_the_run_after_one_request(db_path, scalr_wor
     outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", needle, "account-users")
     assert hits(scalr_world, ACCOUNT_USERS) == 1
-    assert row["requests"] == 2  # accounts + the one refused listing
+    # accounts, the one refused request, and the service accounts and teams read alongside it
+    assert row["requests"] == 4 == len(scalr_world.requests)
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
 
 
@@ -259,7 +260,7 @@ def test_permanent_503_fails_after_max_attempts(db_path, scalr_world):
     outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", "503")
     assert hits(scalr_world, ACCOUNT_USERS) == TEST_POLICY.max_attempts
-    assert row["requests"] == 1 + TEST_POLICY.max_attempts
+    assert row["requests"] == 3 + TEST_POLICY.max_attempts  # + accounts, service accounts, teams
 
 
 def test_permanent_502_on_planetscale_organizations_fails_after_max_attempts(db_path, ps_world):
@@ -528,7 +529,7 @@ def test_scalr_next_page_pointing_back_fails(db_path, scalr_world):
     serve_users_page(scalr_world, ["user-p2"], page=2, next_page=1, total_pages=3, total_count=3)
     outcome = sync(db_path, scalr=scalr_world)
     assert_failed_run(db_path, outcome, "Scalr", "paging does not advance")
-    assert hits(scalr_world, ACCOUNT_USERS) == 2
+    assert hits(scalr_world, ACCOUNT_USERS) == 3  # pages 2 and 3 asked for together, no more
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
 
 
@@ -657,7 +658,7 @@ def test_redirect_to_another_loopback_address_is_not_followed(db_path, scalr_wor
     scalr_world.add_fault(path=ACCOUNT_USERS, status=302, headers={"Location": target})
     outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", "another origin")
-    assert row["requests"] == 2  # accounts + the redirected listing only
+    assert row["requests"] == 4  # accounts, the redirected listing, service accounts, teams
 
 
 def test_planetscale_redirect_to_another_origin_is_not_followed(db_path, ps_world):

@@ -24,7 +24,6 @@ from collections import Counter
 import pytest
 
 from daemon.config import load_settings
-from daemon.providers import planetscale as ps_provider
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
 from daemon.simulate.scalr.wire import ScalrSimulator
@@ -505,7 +504,7 @@ def test_team_member_lists_are_fetched_concurrently_within_a_bound(db_path):
     assert outcome.status == "succeeded", outcome.error
     assert team_members(db_path, EVERYONE) == set(BULK)
     assert sim.peak_in_flight >= 2
-    assert sim.peak_in_flight <= min(ps_provider.TEAM_MEMBER_WORKERS, 10)
+    assert sim.peak_in_flight <= TEST_POLICY.concurrency
 
 
 def test_requests_counted_in_the_run_equal_those_the_simulator_saw(db_path, ps):

@@ -113,14 +113,18 @@ def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_
     env = {**os.environ, **scalr_env(scalr_sim), "ACCESSTRAIL_DB": str(db_path)}
     process = _start_daemon(env)
     try:
-        # The first request the daemon sends is answered at once; the second is account-users.
-        # 60 s is room for the interpreter to start and the first sync to begin on a loaded
-        # machine (it takes about a second).
+        # The first request the daemon sends (the account) is answered at once; then the
+        # account users (held), service accounts and teams are asked for together. 60 s is room
+        # for the interpreter to start and the first sync to begin on a loaded machine.
+        listings = ("/account-users", "/service-accounts", "/teams")
         wait_for(
-            lambda: any(r.path.endswith("/account-users") for r in list(scalr_sim.requests)),
+            lambda: all(
+                any(r.path.endswith(name) for r in list(scalr_sim.requests)) for name in listings
+            ),
             60,
-            "the daemon's account-users request",
+            "the daemon's requests for the account's three listings",
         )
+        sent = len(scalr_sim.requests)
         signalled = time.monotonic()
         out, err = _stop(process)
         took = time.monotonic() - signalled
@@ -136,4 +140,4 @@ def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_
     run = _runs(db_path, "scalr")[-1]
     assert run["status"] == "failed" and "stopped" in run["error"]
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
-    assert not any(r.path.endswith(("/service-accounts", "/teams")) for r in scalr_sim.requests)
+    assert len(scalr_sim.requests) == sent  # not one request after the signal

@@ -7,8 +7,8 @@ the configured origin, never taken from ``next_page_url``.
 The organisation listing is the run. Each organisation's members, its teams, and each team's
 members are scopes: a failure there (a 404 when the token lacks ``read_organization`` on that
 organisation, an outage that outlasted the retries) keeps that scope's last known state and makes
-the run partial (``docs/sync-rules.md#scopes``). Team member lists are read concurrently, within
-a client-side request budget below PlanetScale's documented 600 requests a minute.
+the run partial (``docs/sync-rules.md#scopes``). Listings are read concurrently, within a
+client-side request budget below PlanetScale's documented 600 requests a minute.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -33,7 +32,8 @@ from daemon.paging import (
     timestamp,
 )
 from daemon.providers.base import Progress, Provider
-from daemon.providers.scopes import Scope, SnapshotBuilder
+from daemon.providers.pool import read_concurrently
+from daemon.providers.scopes import SnapshotBuilder
 from store.model import Membership, MembershipScope, Organization, Team, User
 
 NAME = "planetscale"
@@ -41,7 +41,6 @@ LABEL = "PlanetScale"
 DEFAULT_API_URL = "https://api.planetscale.com"
 API = "/v1"
 PER_PAGE = 100
-TEAM_MEMBER_WORKERS = 4
 # 10% under PlanetScale's published 600 requests a minute, so clock skew never trips it.
 DEFAULT_REQUESTS_PER_MINUTE = 540
 # Below this, waiting for the client-side limiter would eat into each request's deadline.
@@ -229,67 +228,80 @@ def _user_id(item: dict, path: str) -> str:
 def read(
     http: ProviderHTTP, settings: PlanetScaleSettings, builder: SnapshotBuilder, progress: Progress
 ) -> None:
-    """Organisations, then each one's members and teams, then every team's members."""
+    """Organisations; then every organisation's members and teams; then every team's members.
+
+    Each step's listings are read at the same time; a step starts when the one before it has
+    named what it needs (the organisations, then their teams), and every scope is declared
+    before its step starts, so the snapshot's order never depends on timing.
+    """
     with builder.scope("organizations", required=True) as listing:
         organizations = [
             listing.add(organization_from_item(item)) for item in fetch_organizations(http)
         ]
-    teams_read: list[tuple[Organization, Team]] = []
-    for org in organizations:
-        members = _read_members(http, builder, org)
-        teams = _read_teams(http, builder, org)
-        progress(f"planetscale: {org.name}: {members} members, {len(teams)} teams")
-        teams_read.extend((org, team) for team in teams)
-    team_scopes = [
-        (
-            org,
-            team,
-            builder.scope(
-                f"organization {org.name} team {team.slug} members",
-                memberships=[MembershipScope("team", team.id)],
-            ),
-        )
-        for org, team in teams_read
+    per_org = [_OrgListings(org, builder) for org in organizations]
+    read_concurrently(job for listings in per_org for job in listings.jobs(http, progress))
+    team_jobs = [
+        _team_members_job(http, builder, listings.org, team)
+        for listings in per_org
+        for team in listings.teams
     ]
-    with ThreadPoolExecutor(max_workers=TEAM_MEMBER_WORKERS) as pool:
-        futures = [pool.submit(_read_team_members, http, *job) for job in team_scopes]
-        for future in futures:
-            future.result()  # a stop or a bug ends the fetch; a scope's own failure is recorded
+    read_concurrently(team_jobs)
 
 
-def _read_team_members(http: ProviderHTTP, org: Organization, team: Team, scope: Scope) -> None:
-    """One team's members, into the team's own scope (run in a worker thread)."""
+class _OrgListings:
+    """One organisation's member and team listings, declared in this order."""
+
+    def __init__(self, org: Organization, builder: SnapshotBuilder):
+        self.org = org
+        self.name = org.name or org.id
+        self.members = builder.scope(
+            f"organization {self.name} members",
+            memberships=[MembershipScope("organization", org.id)],
+        )
+        self.team_listing = builder.scope(f"organization {self.name} teams", teams_of=[org.id])
+        self.teams: list[Team] = []  # none when the team listing failed (a failed scope)
+
+    def jobs(self, http: ProviderHTTP, progress: Progress) -> list[Callable[[], None]]:
+        return [lambda: self._read_members(http, progress), lambda: self._read_teams(http)]
+
+    def _read_members(self, http: ProviderHTTP, progress: Progress) -> None:
+        path = f"{_org_path(self.name)}/members"
+        count = 0
+        with self.members as listing:
+            for item in fetch_members(http, self.name):
+                user = listing.add(user_from_member(item, path))
+                listing.add(
+                    Membership("organization", self.org.id, user.id, member_role(item, self.name))
+                )
+                count += 1
+        progress(f"planetscale: {self.name}: {count} members")
+
+    def _read_teams(self, http: ProviderHTTP) -> None:
+        with self.team_listing as listing:
+            self.teams = [
+                listing.add(team_from_item(item, self.name, self.org.id))
+                for item in fetch_teams(http, self.name)
+            ]
+
+
+def _team_members_job(
+    http: ProviderHTTP, builder: SnapshotBuilder, org: Organization, team: Team
+) -> Callable[[], None]:
+    """Declare one team's member listing now; the returned job reads it."""
     org_name, slug = org.name or org.id, team.slug or team.id
+    scope = builder.scope(
+        f"organization {org_name} team {slug} members",
+        memberships=[MembershipScope("team", team.id)],
+    )
     path = f"{_org_path(org_name)}/teams/{quote(slug, safe='')}/members"
-    with scope:
-        for item in fetch_team_members(http, org_name, slug):
-            user = scope.add(user_from_member(item, path))
-            scope.add(Membership("team", team.id, user.id, "member"))
 
+    def read_team_members() -> None:
+        with scope:
+            for item in fetch_team_members(http, org_name, slug):
+                user = scope.add(user_from_member(item, path))
+                scope.add(Membership("team", team.id, user.id, "member"))
 
-def _read_members(http: ProviderHTTP, builder: SnapshotBuilder, org: Organization) -> int:
-    """The organisation's members and their org roles; returns how many were read."""
-    name = org.name or org.id
-    path = f"{_org_path(name)}/members"
-    covers = [MembershipScope("organization", org.id)]
-    count = 0
-    with builder.scope(f"organization {name} members", memberships=covers) as listing:
-        for item in fetch_members(http, name):
-            user = listing.add(user_from_member(item, path))
-            listing.add(Membership("organization", org.id, user.id, member_role(item, name)))
-            count += 1
-    return count
-
-
-def _read_teams(http: ProviderHTTP, builder: SnapshotBuilder, org: Organization) -> list[Team]:
-    """The organisation's teams; none when the listing failed (it is then a failed scope)."""
-    name = org.name or org.id
-    teams: list[Team] = []
-    with builder.scope(f"organization {name} teams", teams_of=[org.id]) as listing:
-        teams = [
-            listing.add(team_from_item(item, name, org.id)) for item in fetch_teams(http, name)
-        ]
-    return teams
+    return read_team_members
 
 
 # -- check -------------------------------------------------------------------------------------

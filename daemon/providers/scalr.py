@@ -32,7 +32,8 @@ from daemon.paging import (
     timestamp,
 )
 from daemon.providers.base import Progress, Provider
-from daemon.providers.scopes import SnapshotBuilder
+from daemon.providers.pool import read_concurrently
+from daemon.providers.scopes import Scope, SnapshotBuilder
 from store.model import Membership, MembershipScope, Organization, Team, User
 
 NAME = "scalr"
@@ -106,6 +107,12 @@ def describe_error(response) -> str | None:
 
 
 def _read_page(document: dict, path: str) -> Page:
+    """One page's items and paging numbers, and the included users, keyed by id.
+
+    The included users are the only included resources the sync reads (teams are listed on their
+    own); the rest, such as included teams with their member lists, is dropped as soon as the
+    page is read, so the pages fetched ahead hold little memory.
+    """
     items = expect_list(document, "data", LABEL, path)
     meta = document.get("meta")
     pagination = meta.get("pagination") if isinstance(meta, dict) else None
@@ -115,8 +122,19 @@ def _read_page(document: dict, path: str) -> Page:
         next_page=optional_int(pagination.get("next-page"), LABEL, path, "next-page"),
         total_pages=optional_int(pagination.get("total-pages"), LABEL, path, "total-pages"),
         total_count=optional_int(pagination.get("total-count"), LABEL, path, "total-count"),
-        document=document,
+        included=_included_users(document),
     )
+
+
+def _included_users(document: dict) -> dict[str, dict]:
+    included = document.get("included")
+    return {
+        item["id"]: item
+        for item in (included if isinstance(included, list) else [])
+        if isinstance(item, dict)
+        and item.get("type") == "users"
+        and isinstance(item.get("id"), str)
+    }
 
 
 def _pages(
@@ -177,13 +195,9 @@ def fetch_account_users(http: ProviderHTTP, account_id: str) -> Iterator[tuple[d
     for page in _pages(
         http, "account-users", {"filter[account]": account_id, "include": "user,teams"}, user_id
     ):
-        included = {
-            (item.get("type"), item.get("id")): item
-            for item in (page.document or {}).get("included") or []
-            if isinstance(item, dict)
-        }
+        included = page.included or {}
         for item in page.items:
-            user = included.get(("users", user_id(item)))
+            user = included.get(user_id(item))
             if user is None:
                 raise errors.BadResponse(
                     LABEL, "listed an account user without its included user", path=path
@@ -320,28 +334,49 @@ def read(
         )
         listing.add(Organization(id=account_id, name=name))
 
-    human_memberships = [
-        MembershipScope("organization", account_id, "human"),
-        MembershipScope("team"),  # every team membership comes from the account-users listing
-    ]
-    with builder.scope("account users", memberships=human_memberships, required=True) as listing:
+    users = builder.scope(
+        "account users",
+        memberships=[
+            MembershipScope("organization", account_id, "human"),
+            MembershipScope("team"),  # every team membership comes from the account-users listing
+        ],
+        required=True,
+    )
+    service_accounts = builder.scope(
+        "service accounts", memberships=[MembershipScope("organization", account_id, "service")]
+    )
+    teams = builder.scope("teams", teams_of=[account_id])
+    read_concurrently(
+        [
+            lambda: _read_account_users(http, account_id, users, progress),
+            lambda: _read_service_accounts(http, account_id, service_accounts),
+            lambda: _read_teams(http, account_id, teams),
+        ]
+    )
+
+
+def _read_account_users(http: ProviderHTTP, account_id: str, scope: Scope, progress: Progress):
+    with scope:
         for count, (account_user, user) in enumerate(fetch_account_users(http, account_id), 1):
-            person = listing.add(user_from_account_user(account_user, user))
-            listing.add(Membership("organization", account_id, person.id, "member"))
+            person = scope.add(user_from_account_user(account_user, user))
+            scope.add(Membership("organization", account_id, person.id, "member"))
             for team_id in team_ids_of(account_user, f"{API}/account-users"):
-                listing.add(Membership("team", team_id, person.id, "member"))
+                scope.add(Membership("team", team_id, person.id, "member"))
             if count % 100 == 0:
                 progress(f"scalr: {count} account users read")
 
-    service_memberships = [MembershipScope("organization", account_id, "service")]
-    with builder.scope("service accounts", memberships=service_memberships) as listing:
-        for item in fetch_service_accounts(http, account_id):
-            service_account = listing.add(user_from_service_account(item))
-            listing.add(Membership("organization", account_id, service_account.id, "member"))
 
-    with builder.scope("teams", teams_of=[account_id]) as listing:
+def _read_service_accounts(http: ProviderHTTP, account_id: str, scope: Scope) -> None:
+    with scope:
+        for item in fetch_service_accounts(http, account_id):
+            service_account = scope.add(user_from_service_account(item))
+            scope.add(Membership("organization", account_id, service_account.id, "member"))
+
+
+def _read_teams(http: ProviderHTTP, account_id: str, scope: Scope) -> None:
+    with scope:
         for item in fetch_teams(http, account_id):
-            listing.add(team_from_item(item, account_id))
+            scope.add(team_from_item(item, account_id))
 
 
 # -- check -------------------------------------------------------------------------------------
