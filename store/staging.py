@@ -99,20 +99,24 @@ class Staging:
 
         ``ord`` is the row's place in declaration order (scope, then arrival within the scope),
         which the diff writes its change rows in. The rows are inserted in key order, so each
-        ``snap_*`` primary key grows at its end instead of being split page by page.
+        ``snap_*`` primary key grows at its end instead of being split page by page; a key seen
+        twice keeps the row whose ``ord`` wins (the lowest or the highest), so the result does
+        not depend on the order rows are inserted in. (An upsert: twice as fast as ranking every
+        row with a window function, since almost every key is seen once.)
         """
         conn = self.db.conn
         outside_a_transaction = not conn.in_transaction
         for table, columns, key in KINDS.values():
             names, keys = ", ".join(columns), ", ".join(key)
-            direction = "" if table in FIRST_WINS else " DESC"
+            wins = "<" if table in FIRST_WINS else ">"
+            updates = ", ".join(f"{c} = excluded.{c}" for c in ("ord", *columns) if c not in key)
             self._script(
                 f"DROP TABLE IF EXISTS temp.{settled(table)}",
                 f"CREATE TEMP TABLE {settled(table)} (ord INTEGER, {names}, PRIMARY KEY ({keys}))",
-                f"INSERT INTO temp.{settled(table)} (ord, {names}) SELECT ord, {names} FROM ("
-                f"SELECT (seq << 32) + rowid AS ord, {names}, row_number() OVER ("
-                f"PARTITION BY {keys} ORDER BY seq{direction}, rowid{direction}) AS nth "
-                f"FROM temp.{staged(table)}) WHERE nth = 1 ORDER BY {keys}",
+                f"INSERT INTO temp.{settled(table)} (ord, {names}) "
+                f"SELECT (seq << 32) + rowid, {names} FROM temp.{staged(table)} WHERE true "
+                f"ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {updates} "
+                f"WHERE excluded.ord {wins} {settled(table)}.ord",
             )
         if outside_a_transaction and conn.in_transaction:
             conn.commit()  # only TEMP tables were written; leave no transaction open
