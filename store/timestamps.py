@@ -61,6 +61,13 @@ def normalise(text: str | None) -> str | None:
     """
     if text is None or text == "":
         return None
+    match = _ISO.match(text.strip())
+    if match and match.group(8) in (None, "Z", "z"):
+        # Already UTC: validate the date and time, then spell it out without a round trip
+        # through strftime (a sync normalises one or two stamps per user it reads).
+        year, month, day, hour, minute, second, fraction, _ = match.groups()
+        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        return f"{year}-{month}-{day}T{hour}:{minute}:{second}.{(fraction or '')[:3]:0<3}Z"
     return format_instant(parse_instant(text))
 
 
