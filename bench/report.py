@@ -12,7 +12,7 @@ from bench.targets import Target
 JSON_PREFIX = "BENCH_JSON "
 LABELS = {"first": "first", "no_change": "no change", "one_percent": "~1% changed"}
 HEADER = (
-    f"{'run':<22}{'sync':<13}{'wall s':>8}{'CPU s':>7}{'requests':>14}{'429':>5}"
+    f"{'run':<24}{'sync':<13}{'wall s':>8}{'CPU s':>7}{'requests':>14}{'429':>5}"
     f"{'RSS MB':>8}{'DB KiB':>9}{'changes':>9}{'versions':>9}"
 )
 
@@ -52,7 +52,7 @@ def _table_lines(figures: dict, targets: list[Target]) -> Iterator[str]:
             yield _sync_line(name, LABELS.get(label, label), sync)
         if "floor_s" in run:
             yield (
-                f"{'':<22}floor {run['floor_s']:.2f} s (bare fetch {run['bare_floor_s']:.2f} s);"
+                f"{'':<24}floor {run['floor_s']:.2f} s (bare fetch {run['bare_floor_s']:.2f} s);"
                 f" first sync = {run['ratio']:.2f} x floor"
             )
     apply = figures.get("apply")
@@ -73,7 +73,7 @@ def _sync_line(name: str, label: str, sync: dict) -> str:
     needed = sum(sync["minimum"].values())
     failed = "" if sync["exit_code"] == 0 else f"  exit {sync['exit_code']}"
     return (
-        f"{name:<22}{label:<13}{sync['wall_s']:>8.2f}{sync['cpu_s']:>7.2f}"
+        f"{name:<24}{label:<13}{sync['wall_s']:>8.2f}{sync['cpu_s']:>7.2f}"
         f"{f'{made}/{needed}':>14}{sync['http_429']:>5}{sync['peak_rss_mb']:>8.1f}"
         f"{sync['db_bytes_added'] / 1024:>9.1f}{sync['change_rows']:>9}"
         f"{sync['version_rows']:>9}{failed}"

@@ -156,7 +156,7 @@ def populate_planetscale(
         people = _ps_people(state, rng, sizes.ps_people, now)
         org_ids: set[str] = set(state.organizations)
         team_ids: set[str] = set()
-        share = sizes.ps_org_memberships / max(1, sizes.ps_people * sizes.ps_organizations)
+        per_org = min(len(people), round(sizes.ps_org_memberships / sizes.ps_organizations))
         for index in range(sizes.ps_organizations):
             org = PSOrganization(
                 id=_unique_id("", rng, org_ids),
@@ -164,7 +164,7 @@ def populate_planetscale(
                 + ("" if index < len(PS_ORGANIZATIONS) else f"-{index}"),
                 created_at=format_ps_time(now - timedelta(days=rng.randint(400, 1500))),
             )
-            members = [u for u in people if rng.random() < share] or people[:1]
+            members = sorted(rng.sample(people, max(1, per_org)))
             for position, user_id in enumerate(members):
                 org.members[user_id] = (
                     "admin" if position == 0 else rng.choices(PS_ROLES, (80, 12, 8))[0]
@@ -173,7 +173,9 @@ def populate_planetscale(
             teams = sizes.ps_teams // sizes.ps_organizations
             teams += index < sizes.ps_teams % sizes.ps_organizations
             for number in range(1, teams + 1):
-                _ps_team(org, rng, number, sizes.ps_team_size, team_ids, members[0])
+                team = _ps_team(org, rng, number, team_ids, members[0])
+                team.members = set(rng.sample(members, min(sizes.ps_team_size, len(members))))
+                team.joined_at = {user_id: team.created_at for user_id in team.members}
             state.organizations[org.id] = org
 
 
@@ -200,13 +202,8 @@ def _ps_people(
 
 
 def _ps_team(
-    org: PSOrganization,
-    rng: random.Random,
-    number: int,
-    size: int,
-    taken: set[str],
-    creator: str,
-) -> None:
+    org: PSOrganization, rng: random.Random, number: int, taken: set[str], creator: str
+) -> PSTeam:
     team = PSTeam(
         id=_unique_id("", rng, taken),
         name=f"Team {number}",
@@ -215,9 +212,8 @@ def _ps_team(
         creator_id=creator,
         created_at=org.created_at,
     )
-    team.members = set(rng.sample(sorted(org.members), min(size, len(org.members))))
-    team.joined_at = {user_id: team.created_at for user_id in team.members}
     org.teams[team.id] = team
+    return team
 
 
 # -- a day's changes -----------------------------------------------------------------------------
