@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = ("off",) if args.limit == "off" else ("on",) if args.limit == "on" else ("off", "on")
     for mode in modes:
         say(f"{args.users} users, PlanetScale limit {mode} ...")
-        figures["runs"][f"limit_{mode}"] = run_scenario(
-            args.users, latency, mode == "on", SYNCS
-        )
+        figures["runs"][f"limit_{mode}"] = run_scenario(args.users, latency, mode == "on", SYNCS)
     if args.big_users > 0:
         say(f"{args.big_users} users, first sync, limit off ...")
         figures["big"] = run_scenario(args.big_users, latency, False, ("first",))

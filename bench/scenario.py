@@ -1,9 +1,10 @@
 """One world, one limit setting: the floor, then a first, a no-change and a ~1%-changed sync.
 
-Before each sync the simulators' caches are warmed with an untimed fetch of the minimum pages
-(with PlanetScale's limit lifted for it) and their counters and rate window reset, so that each
-sync finds a provider that answers every page at the injected latency and a fresh minute, as a
-daemon syncing every 15 minutes does.
+The floor is the faster of two bare fetches of the warmed pages. Before each sync the
+simulators' caches are warmed with an untimed fetch of the minimum pages (with PlanetScale's
+limit lifted for it) and their counters and rate window reset, so that each sync finds a
+provider that answers every page at the injected latency and a fresh minute, as a daemon
+syncing every 15 minutes does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.world import World
 CLIENT_BUDGET_LIMITED = 540  # the daemon's default PLANETSCALE_REQUESTS_PER_MINUTE
 CLIENT_BUDGET_UNLIMITED = 1_000_000
 CHURN_SHARE = 0.01
+FLOOR_TRIES = 2  # the best of two: a floor is what the machine can do, not its worst moment
 
 
 def run_scenario(users: int, latency_s: float, limit: bool, syncs: tuple[str, ...]) -> dict:
@@ -50,7 +52,7 @@ def run_scenario(users: int, latency_s: float, limit: bool, syncs: tuple[str, ..
 def _floor(world: World, pages: dict, limit: bool) -> dict:
     _warm(world, pages, limit)
     world.limit(False)
-    bare = floor.bare_fetch(world.config, pages)
+    bare = min(floor.bare_fetch(world.config, pages) for _ in range(FLOOR_TRIES))
     world.limit(limit)
     world.reset()
     figures = {"bare_floor_s": round(bare, 3)}

@@ -179,9 +179,7 @@ def populate_planetscale(
             state.organizations[org.id] = org
 
 
-def _ps_people(
-    state: PlanetScaleState, rng: random.Random, count: int, now: datetime
-) -> list[str]:
+def _ps_people(state: PlanetScaleState, rng: random.Random, count: int, now: datetime) -> list[str]:
     ids: set[str] = set(state.users)
     emails: set[str] = {u.email.lower() for u in state.users.values()}
     people = []
@@ -220,7 +218,11 @@ def _ps_team(
 
 
 def churn(
-    scalr: ScalrState, planetscale: PlanetScaleState, rng: random.Random, share: float, now: datetime
+    scalr: ScalrState,
+    planetscale: PlanetScaleState,
+    rng: random.Random,
+    share: float,
+    now: datetime,
 ) -> int:
     """Change ``share`` of the people of both worlds, one change each; the number changed."""
     with scalr.lock, planetscale.lock:
