@@ -26,9 +26,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# Sync speed and memory on a large simulated organisation (not part of `make test`).
+# Sync speed and memory against the floor the network allows (not part of `make test`);
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--limit off --big-users 0".
 bench: $(STAMP)
-	$(BIN)/python bench/sync_bench.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

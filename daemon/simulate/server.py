@@ -8,7 +8,11 @@ request is judged:
 
     record -> fault -> authentication -> admission (rate limit) -> method -> route
 
-Faults come first so a test can inject anything, even in front of a bad token. Everything
+Faults come first so a test can inject anything, even in front of a bad token. Two knobs exist
+for the benchmark (``bench/``) and are off by default: ``latency`` (seconds every answer waits,
+as a network far away would make it) and :meth:`SimServer.enable_cache`, which keeps each
+rendered page until :meth:`SimServer.invalidate` is called after the state changed, so that a
+20,000-user listing costs the simulator almost nothing to serve again. Everything
 provider-specific (error bodies, auth header, page parameter names, routes) is supplied by a
 subclass.
 """
@@ -258,6 +262,9 @@ class SimServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url: str = ""
+        self.latency = 0.0  # seconds each request waits before it is judged
+        self._pages: dict[tuple, Reply] | None = None  # rendered pages, when caching is on
+        self._memo: dict[Any, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -320,6 +327,46 @@ class SimServer:
                     return fault
         return None
 
+    # -- the benchmark's page cache ------------------------------------------------------------
+
+    def enable_cache(self) -> None:
+        """Keep rendered 200 pages (and :meth:`memo` values) until :meth:`invalidate`.
+
+        Only for a state that changes through its owner, who calls :meth:`invalidate` after
+        each change; tests that mutate the state directly leave the cache off.
+        """
+        self._pages = {}
+        self._memo = {}
+
+    def invalidate(self) -> None:
+        """Forget every rendered page and memo: the state has changed."""
+        if self._pages is not None:
+            self._pages = {}
+        self._memo = {}
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered under ``key`` while caching is on; computed anew otherwise."""
+        if self._pages is None:
+            return compute()
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
+    def _cached(self, request: SimRequest, render: Callable[[], Reply]) -> Reply:
+        pages = self._pages
+        if pages is None:
+            return render()
+        query = tuple(sorted((name, tuple(values)) for name, values in request.query.items()))
+        key = (request.origin, request.path, query)
+        reply = pages.get(key)
+        if reply is None:
+            reply = render()
+            if reply.status == 200:
+                pages[key] = reply
+        return Reply(reply.status, reply.body, dict(reply.headers))
+
     # -- provider hooks ------------------------------------------------------------------------
 
     def authenticate(self, request: SimRequest) -> bool:
@@ -370,6 +417,8 @@ class SimServer:
                     Headers(request.headers.items()),
                 )
             )
+        if self.latency > 0:
+            time.sleep(self.latency)
         fault = self._take_fault(request.path, self.page_number(request))
         if fault is not None:
             if fault.delay > 0:
@@ -403,6 +452,9 @@ class SimServer:
             return refusal
         if request.method != "GET":
             return self.error_reply(405, f"Method {request.method} is not allowed.")
+        return self._cached(request, lambda: self._route(request))
+
+    def _route(self, request: SimRequest) -> Reply:
         path = request.path.rstrip("/") or "/"
         for pattern, handler in self._routes:
             match = pattern.fullmatch(path)

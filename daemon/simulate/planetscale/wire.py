@@ -131,6 +131,12 @@ class PlanetScaleSimulator(SimServer):
         reply.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return reply
 
+    def reset_rate_window(self) -> None:
+        """Forget the requests admitted so far and the 429s counted: a fresh minute."""
+        with self._rate_lock:
+            self._admitted.clear()
+            self.rate_limited_count = 0
+
     # -- object builders -----------------------------------------------------------------------
 
     def _avatar(self, ident: str) -> str:
@@ -304,23 +310,25 @@ class PlanetScaleSimulator(SimServer):
     def _list_members(self, request: SimRequest, org: str) -> Reply:
         with self.state.lock:
             found = self._organization(org)
-            member_ids = [
-                u
-                for u in sorted(found.members)
-                if u in self.state.users
-                and self._search(
-                    request,
-                    self.state.users[u].name,
-                    self.state.users[u].display_name,
-                    self.state.users[u].email,
-                )
-            ]
+            member_ids = self.memo(
+                ("members", org, request.param("q")), lambda: self._member_ids(request, found)
+            )
             return self._list_document(
                 request,
                 member_ids,
                 with_totals=True,
                 build=lambda user_id: self._membership_object(found, user_id),
             )
+
+    def _member_ids(self, request: SimRequest, org: PSOrganization) -> list[str]:
+        """The members a member listing names, in id order, after its ``q`` search."""
+        users = self.state.users
+        return [
+            u
+            for u in sorted(org.members)
+            if u in users
+            and self._search(request, users[u].name, users[u].display_name, users[u].email)
+        ]
 
     def _get_member(self, request: SimRequest, org: str, user_id: str) -> Reply:
         with self.state.lock:

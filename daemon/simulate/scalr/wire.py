@@ -231,7 +231,10 @@ class ScalrSimulator(SimServer):
         }
 
     def _team_members_index(self) -> dict[str, list[str]]:
-        """Team id → member ids, built once per response rather than once per team."""
+        """Team id → member ids, built once per response (once per state, when caching)."""
+        return self.memo("team members", self._index_team_members)
+
+    def _index_team_members(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
         for user_id in sorted(self.state.users):
             for team_id in self.state.users[user_id].teams:
@@ -314,7 +317,10 @@ class ScalrSimulator(SimServer):
     def _included_teams(self, team_ids: list[str]) -> list[dict[str, Any]]:
         wanted = sorted(t for t in set(team_ids) if t in self.state.teams)
         members = self._team_members_index() if wanted else {}
-        return [self._team_resource(self.state.teams[t], members) for t in wanted]
+        return [
+            self.memo(("team", t), lambda t=t: self._team_resource(self.state.teams[t], members))
+            for t in wanted
+        ]
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -385,21 +391,12 @@ class ScalrSimulator(SimServer):
             raise BadParameter(422, "Either filter[account] or filter[user] is required.", "filter")
         with self.state.lock:
             includes = self._includes(request, {"user", "teams", "account"})
-            user_ids = self._id_filter(request, "filter[user]")
-            team_ids = self._id_filter(request, "filter[team]")
-            statuses = self._id_filter(request, "filter[status]")
-            in_account = self._account_filter_matches(request)
-            users = [
-                u
-                for u in self.state.users.values()
-                if in_account
-                and (user_ids is None or u.id in user_ids)
-                and (team_ids is None or team_ids & u.teams)
-                and (statuses is None or u.status in statuses)
-                and self._query_matches(request, u.email, u.full_name, u.username)
-            ]
-            # Order by the account-users id, which is what the real listing pages through.
-            users.sort(key=lambda u: self.account_user_id(u.id))
+            filters = tuple(
+                (name, tuple(values))
+                for name, values in sorted(request.query.items())
+                if not name.startswith("page[")
+            )
+            users = self.memo(("account users", filters), lambda: self._account_users(request))
 
             def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 out: list[dict[str, Any]] = []
@@ -421,6 +418,25 @@ class ScalrSimulator(SimServer):
             return self._list_document(
                 request, users, included if includes else None, build=self._account_user_resource
             )
+
+    def _account_users(self, request: SimRequest) -> list[ScalrUser]:
+        """The users an account-users listing names, in the order it pages through them."""
+        user_ids = self._id_filter(request, "filter[user]")
+        team_ids = self._id_filter(request, "filter[team]")
+        statuses = self._id_filter(request, "filter[status]")
+        in_account = self._account_filter_matches(request)
+        users = [
+            u
+            for u in self.state.users.values()
+            if in_account
+            and (user_ids is None or u.id in user_ids)
+            and (team_ids is None or team_ids & u.teams)
+            and (statuses is None or u.status in statuses)
+            and self._query_matches(request, u.email, u.full_name, u.username)
+        ]
+        # Order by the account-users id, which is what the real listing pages through.
+        users.sort(key=lambda u: self.account_user_id(u.id))
+        return users
 
     def _list_users(self, request: SimRequest) -> Reply:
         with self.state.lock:

@@ -5,7 +5,9 @@ our own work: staging a generated snapshot (as a fetch's scopes do, in batches) 
 writing it (``store/apply.py``), in a fresh database, for a baseline, an unchanged and a ~1%
 changed snapshot. CPU is this process's user+system time around stage and apply.
 
-    .venv/bin/python bench/apply_bench.py [--users 100000] [--json]
+    .venv/bin/python -m bench.apply [--users 100000] [--json]
+
+``make bench`` runs it in a process of its own, so that its CPU and memory are its alone.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from daemon.providers.scopes import SnapshotBuilder  # noqa: E402
-from store import runs, schema  # noqa: E402
-from store.apply import apply_snapshot  # noqa: E402
-from store.model import Membership, MembershipScope, Organization, Team, User  # noqa: E402
-from store.staging import Staging  # noqa: E402
-from store.transactions import transaction  # noqa: E402
+from daemon.providers.scopes import SnapshotBuilder
+from store import runs, schema
+from store.apply import apply_snapshot
+from store.model import Membership, MembershipScope, Organization, Team, User
+from store.staging import Staging
+from store.transactions import transaction
 
 ACCOUNT = "acc-bench"
 PROVIDER = "scalr"
