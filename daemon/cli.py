@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from loguru import logger
 
-from daemon import errors
+from daemon import errors, memory
 from daemon.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings, load_settings
 from daemon.providers import PROVIDERS
 from store.lock import SyncLockBusy
@@ -130,6 +130,7 @@ class TerminalProgress:
 def main() -> None:
     """accesstrail keeps an auditable history of who can get into your Scalr and PlanetScale
     accounts, in SQLite, browsable with Datasette."""
+    memory.limit_arenas()  # before any thread starts (daemon/memory.py says why)
 
 
 @main.command()

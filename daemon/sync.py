@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from loguru import logger
 
-from daemon import errors
+from daemon import errors, memory
 from daemon.config import Settings
 from daemon.http import HttpPolicy
 from daemon.providers import PROVIDERS
@@ -96,6 +96,7 @@ def sync_provider(
             result = record(db, run, fetched, spec.label)
         finally:
             db.close()
+            memory.hand_back_freed_memory()  # the pages and staging of this run are gone
     seconds = time.monotonic() - started
     return SyncOutcome(
         provider, run.id, result.status, result.error, fetched.requests, seconds, result.changes
