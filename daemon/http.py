@@ -23,12 +23,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from loguru import logger
 
 from daemon import errors
+
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BODY_BYTES = 64 << 20  # far above any real page of 100 items; a bound on memory
@@ -138,6 +141,7 @@ class ProviderHTTP:
         self._last_answer = time.monotonic()
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, self.policy.concurrency))
+        self._decoding = threading.Lock()
         self._client = httpx.Client(
             headers={"User-Agent": USER_AGENT, **headers},
             timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
@@ -162,18 +166,29 @@ class ProviderHTTP:
 
     def get_json(self, path: str, params: dict | None = None) -> dict:
         """GET ``origin + path`` and return the decoded JSON object, or raise a ProviderError."""
+        return self.get_page(path, params, lambda document: document)
+
+    def get_page(self, path: str, params: dict | None, read: Callable[[dict], T]) -> T:
+        """GET ``origin + path``, decode the JSON object and return what ``read`` makes of it.
+
+        Decoding and reading happen one page at a time per provider: decoding holds the GIL
+        anyway, and this way only one whole decoded page exists at once, however many were
+        fetched ahead, while ``read`` keeps only what the sync needs of it.
+        """
         response = self._get_with_retries(path, params or {})
-        try:
-            document = response.json()
-        except ValueError:
-            raise errors.BadResponse(
-                self.label, "answered with a body that is not JSON", path=path
-            ) from None
-        if not isinstance(document, dict):
-            raise errors.BadResponse(
-                self.label, "answered with JSON that is not an object", path=path
-            )
-        return document
+        with self._decoding:
+            try:
+                document = response.json()
+            except ValueError:
+                raise errors.BadResponse(
+                    self.label, "answered with a body that is not JSON", path=path
+                ) from None
+            del response
+            if not isinstance(document, dict):
+                raise errors.BadResponse(
+                    self.label, "answered with JSON that is not an object", path=path
+                )
+            return read(document)
 
     def raise_if_interrupted(self) -> None:
         """Raise when the whole fetch must end: the provider went silent, or we are stopping.
@@ -298,10 +313,12 @@ class ProviderHTTP:
                         f"answered with more than {MAX_BODY_BYTES >> 20} MiB",
                         path=urlsplit(url).path,
                     )
+            content = bytes(body)
+            del body  # one copy of a large page at a time
             response = httpx.Response(
                 streamed.status_code,
                 headers=streamed.headers,
-                content=bytes(body),
+                content=content,
                 request=streamed.request,
             )
         self._last_answer = time.monotonic()
