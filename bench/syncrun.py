@@ -2,7 +2,10 @@
 
 The sync is the installed console script, run exactly as an operator runs it (``--env-file``,
 ``--db``), so the benchmark measures whatever the client code does today. ``os.wait4`` gives the
-child's own CPU time and peak resident memory; the database is measured before and after: its
+child's own CPU time. Its peak resident memory is the kernel's high-water mark of the child's
+own address space (``VmHWM``), read until it exits: ``ru_maxrss`` would not do, since Linux
+carries the parent's resident size at fork into the child's maximum, so every sync would report
+at least the benchmark's own size. The database is measured before and after: its
 bytes (the main file plus ``-wal``; ``-shm`` is an index, not data) and its change and version
 rows.
 """
@@ -13,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,8 +90,44 @@ def run_sync(env_file: Path, db: Path, log: Path) -> tuple[int, float, float, fl
     with log.open("ab") as output:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=output, stderr=output, env=env, cwd=db.parent)
+        peak = _HighWaterMark(child.pid)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
+        peak.stop()
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     cpu = usage.ru_utime + usage.ru_stime
-    return child.returncode, wall, cpu, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+    return child.returncode, wall, cpu, peak.kib / 1024
+
+
+class _HighWaterMark:
+    """Follows ``VmHWM`` of a running process (its peak RSS since exec) until it exits.
+
+    The mark only rises, so the last reading is the peak but for the exiting process's final
+    moments, which allocate nothing.
+    """
+
+    INTERVAL = 0.02
+
+    def __init__(self, pid: int):
+        self.path = Path(f"/proc/{pid}/status")
+        self.kib = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._done.is_set():
+            self._read()
+            self._done.wait(self.INTERVAL)
+
+    def _read(self) -> None:
+        try:
+            for line in self.path.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.kib = max(self.kib, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass  # exited (or a zombie with no memory left): the last reading stands
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
