@@ -1,7 +1,7 @@
 """The pages a correct sync must read, counted from the simulated world, not from the client.
 
 A sync that makes more requests than these repeats or wastes some; one that makes fewer cannot
-have read everything. The list follows ``docs/sync-rules.md`` and the CONTRACT's endpoints:
+have read everything. The list follows ``docs/sync-rules.md``, endpoint by endpoint:
 Scalr's account lookup by name, then every page of account-users (with their users and teams),
 service accounts and teams; PlanetScale's organisations, each organisation's members and teams,
 and each team's members. A listing always costs at least its first page, even when empty. The
