@@ -392,12 +392,10 @@ class _Deadline:
         self.policy = policy
         self.last_answer = last_answer
         self.at = float("inf")  # not started: the request has not yet held a slot
-        self.started = False
 
     def start(self) -> None:
         """Set the deadline the first time the request holds a slot; later attempts keep it."""
-        if not self.started:
-            self.started = True
+        if self.at == float("inf"):
             self.at = min(
                 time.monotonic() + self.policy.request_deadline,
                 self.last_answer() + self.policy.stall_limit,

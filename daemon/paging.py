@@ -169,17 +169,19 @@ def _fetch_ahead(
     pending: deque[tuple[int, Future[Page]]] = deque()
     upcoming = iter(range(start, last + 1))
     with ThreadPoolExecutor(max_workers=min(window, last - start + 1)) as pool:
-        try:
-            for number in upcoming:
+
+        def send_next() -> None:
+            number = next(upcoming, None)
+            if number is not None:
                 pending.append((number, pool.submit(fetch, number)))
-                if len(pending) >= window:
-                    break
+
+        try:
+            for _ in range(window):
+                send_next()
             while pending:
                 number, future = pending.popleft()
                 page = future.result()
-                for following in upcoming:
-                    pending.append((following, pool.submit(fetch, following)))
-                    break
+                send_next()
                 yield number, page
                 if page.next_page is None:
                     return  # the listing ended early; the check of this page says so
