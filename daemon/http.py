@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -168,17 +168,25 @@ class ProviderHTTP:
         """GET ``origin + path`` and return the decoded JSON object, or raise a ProviderError."""
         return self.get_page(path, params, lambda document: document)
 
-    def get_page(self, path: str, params: dict | None, read: Callable[[dict], T]) -> T:
+    def get_page(
+        self,
+        path: str,
+        params: dict | None,
+        read: Callable[[dict], T],
+        object_hook: Callable[[dict], Any] | None = None,
+    ) -> T:
         """GET ``origin + path``, decode the JSON object and return what ``read`` makes of it.
 
         Decoding and reading happen one page at a time per provider: decoding holds the GIL
         anyway, and this way only one whole decoded page exists at once, however many were
-        fetched ahead, while ``read`` keeps only what the sync needs of it.
+        fetched ahead, while ``read`` keeps only what the sync needs of it. ``object_hook``
+        (``json.loads``'s) may shrink each object as it is decoded, so that parts of a page the
+        sync never reads are not all built before being dropped.
         """
         response = self._get_with_retries(path, params or {})
         with self._decoding:
             try:
-                document = response.json()
+                document = response.json(object_hook=object_hook)
             except ValueError:
                 raise errors.BadResponse(
                     self.label, "answered with a body that is not JSON", path=path

@@ -49,19 +49,24 @@ def iterate_pages(
     read_page: ReadPage,
     key: Callable[[dict], str],
     max_pages: int = MAX_PAGES,
+    object_hook: Callable[[dict], object] | None = None,
 ) -> Iterator[Page]:
     """Yield each page of ``path`` in order, starting at page 1, and prove the listing whole.
 
     ``key`` names an item (and rejects one without a name). Offset paging over a listing that
     changes while it is read can skip an item, and a skipped item would be recorded as a
     removal; so when the provider reports a total, the total must not move between pages and
-    every counted item must have been seen, or the listing is an error.
+    every counted item must have been seen, or the listing is an error. ``object_hook`` goes
+    to the decoder (see ``ProviderHTTP.get_page``).
     """
     listing = _Listing(http, path, key, max_pages)
 
     def fetch(number: int) -> Page:
         return http.get_page(
-            path, {**params, page_param: number}, lambda document: read_page(document, path)
+            path,
+            {**params, page_param: number},
+            lambda document: read_page(document, path),
+            object_hook,
         )
 
     first = fetch(1)

@@ -648,3 +648,20 @@ def test_scalr_team_links_not_as_documented_are_a_bad_response(path, value):
     """Read as "no teams", a malformed link list would remove every membership of the user."""
     with pytest.raises(errors.BadResponse):
         team_ids(with_value(payload("scalr/account-users.json"), path, value))
+
+
+def test_scalr_included_teams_are_cut_to_references_while_decoding():
+    """The hook drops only what the sync never reads: whole included teams, not links or users."""
+    raw = (PAYLOADS / "scalr/account-users.json").read_text()
+    plain = json.loads(raw)
+    hooked = json.loads(raw, object_hook=scalr._reference_only("teams"))
+    teams = [item for item in plain["included"] if item["type"] == "teams"]
+    assert teams and all(item["relationships"]["users"]["data"] for item in teams)
+    assert [item for item in hooked["included"] if item["type"] == "teams"] == [
+        {"type": "teams", "id": item["id"]} for item in teams
+    ]
+    assert hooked["data"] == plain["data"]
+    assert [i for i in hooked["included"] if i["type"] == "users"] == [
+        i for i in plain["included"] if i["type"] == "users"
+    ]
+    assert team_ids(hooked) == team_ids(plain)
