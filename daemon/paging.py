@@ -84,15 +84,39 @@ def iterate_pages(
         raise listing.bad(f"paging does not advance: page {number} of {number} named a next page")
 
 
+class _KeyHashes:
+    """The keys a listing has named, as 8-byte hashes rather than a set of strings.
+
+    A listing of 100,000 members costs under 1 MB, and counting the distinct ones builds a set
+    of one bucket at a time (1/64 of them), not of all: a set of 100,000 ints would briefly
+    cost 6 MB per listing, and listings are read at the same time. Two keys sharing a hash
+    would only make the listing look short, which fails it: never a silent success.
+    """
+
+    BUCKETS = 64
+
+    def __init__(self) -> None:
+        self._buckets = [array("q") for _ in range(self.BUCKETS)]
+        self._count = 0
+
+    def add(self, key: str) -> None:
+        hashed = hash(key)
+        self._buckets[hashed % self.BUCKETS].append(hashed)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def distinct(self) -> int:
+        return sum(len(set(bucket)) for bucket in self._buckets)
+
+
 class _Listing:
     """What the pages of one listing must agree on, checked page by page in order."""
 
     def __init__(self, http: ProviderHTTP, path: str, key: Callable[[dict], str], cap: int):
         self.http, self.path, self.key, self.cap = http, path, key, cap
-        # The hashes of the keys seen, 8 bytes each rather than a set of strings, so a listing
-        # of 100,000 members costs under 1 MB. Two keys sharing a hash would only make the
-        # listing look short, which fails it: never a silent success.
-        self.seen = array("q")
+        self.seen = _KeyHashes()
         self.first: Page | None = None
 
     def check(self, number: int, page: Page, *, in_step: bool = False) -> int | None:
@@ -101,7 +125,8 @@ class _Listing:
         ``in_step``: the pages are being fetched ahead by number, so each must name exactly the
         one after it, and the page count must stay what page 1 said.
         """
-        self.seen.extend(hash(self.key(item)) for item in page.items)
+        for item in page.items:
+            self.seen.add(self.key(item))
         first = self.first = self.first or page
         for name, then, now in (
             ("total", first.total_count, page.total_count),
@@ -130,7 +155,7 @@ class _Listing:
         if first.total_pages is not None and number < first.total_pages and number > 1:
             raise self._changed(f"page {number} of {first.total_pages} was the last")
         if first.total_count is not None and len(self.seen) >= first.total_count:
-            distinct = len(set(self.seen))
+            distinct = self.seen.distinct()
             if distinct < first.total_count:
                 raise self._changed(f"{distinct} of {first.total_count} items seen")
         elif first.total_count is not None:

@@ -552,6 +552,26 @@ def test_scalr_listing_that_ends_short_of_its_total_fails_instead_of_ending_sile
     assert snapshot_tables(db_path) == before  # no one recorded as removed
 
 
+def test_scalr_listing_that_names_someone_twice_fails_even_when_the_count_adds_up(
+    db_path, scalr_world
+):
+    """Page 2 repeats page 1's user instead of serving the second one: 2 items, 1 distinct."""
+    assert sync(db_path, scalr=scalr_world).status == "succeeded"
+    before = snapshot_tables(db_path)
+    for number, next_page in ((1, 2), (2, None)):
+        serve_users_page(
+            scalr_world,
+            ["user-aaaaaaaaaaaaaaa00"],
+            page=number,
+            next_page=next_page,
+            total_pages=2,
+            total_count=2,
+        )
+    outcome = sync(db_path, scalr=scalr_world)
+    assert_failed_run(db_path, outcome, "Scalr", "1 of 2 items seen")
+    assert snapshot_tables(db_path) == before
+
+
 def serve_first_ps_page(sim, path: str, **document) -> None:
     """Have ``sim`` answer page 1 of the PlanetScale listing at ``path`` with ``document``."""
     body = json.dumps({"type": "list", "current_page": 1, **document})
