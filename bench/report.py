@@ -57,11 +57,12 @@ def _table_lines(figures: dict, targets: list[Target]) -> Iterator[str]:
             )
     apply = figures.get("apply")
     if apply:
-        parts = [f"{LABELS[k]} {apply[k]['cpu_s']:.2f}" for k in LABELS if k != "first"]
-        yield (
-            f"apply of {apply['users']} users, CPU s: baseline {apply['baseline']['cpu_s']:.2f}, "
-            + ", ".join(parts)
-        )
+        for step, key in (("staged", "stage_cpu_s"), ("applied (diff + write)", "cpu_s")):
+            parts = [f"{LABELS[k]} {apply[k][key]:.2f}" for k in LABELS if k != "first"]
+            yield (
+                f"{apply['users']} users {step}, CPU s: baseline {apply['baseline'][key]:.2f}, "
+                + ", ".join(parts)
+            )
     yield ""
     for target in targets:
         verdict = "ok  " if target.ok else "MISS"

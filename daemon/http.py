@@ -184,19 +184,22 @@ class ProviderHTTP:
         sync never reads are not all built before being dropped.
         """
         response = self._get_with_retries(path, params or {})
-        with self._decoding:
-            try:
-                document = response.json(object_hook=object_hook)
-            except ValueError:
-                raise errors.BadResponse(
-                    self.label, "answered with a body that is not JSON", path=path
-                ) from None
-            del response
-            if not isinstance(document, dict):
-                raise errors.BadResponse(
-                    self.label, "answered with JSON that is not an object", path=path
-                )
-            return read(document)
+        try:
+            with self._decoding:
+                try:
+                    document = response.json(object_hook=object_hook)
+                except ValueError:
+                    raise errors.BadResponse(
+                        self.label, "answered with a body that is not JSON", path=path
+                    ) from None
+                del response
+                if not isinstance(document, dict):
+                    raise errors.BadResponse(
+                        self.label, "answered with JSON that is not an object", path=path
+                    )
+                return read(document)
+        finally:
+            self._slots.release()  # held since the successful answer began (see ``_send``)
 
     def raise_if_interrupted(self) -> None:
         """Raise when the whole fetch must end: the provider went silent, or we are stopping.
@@ -212,7 +215,7 @@ class ProviderHTTP:
     # -- the request loop --------------------------------------------------------------------
 
     def _get_with_retries(self, path: str, params: dict) -> httpx.Response:
-        """Send until success, a final status, or the deadline.
+        """Send until success, a final status, or the deadline; a success still holds its slot.
 
         The deadline is the sooner of this request's own budget and the provider-wide stall
         limit, so that concurrent requests to a provider that stopped answering all give up
@@ -291,10 +294,21 @@ class ProviderHTTP:
         The body is streamed so the deadline is checked between chunks: a server that keeps
         trickling bytes would otherwise never trip the read timeout and could hold a sync for
         ever. The raw (still encoded) bytes are handed to a plain Response, which decodes once.
+
+        A successful answer keeps its slot until ``get_page`` has decoded it: an answer waiting
+        for the decoder counts against the bound, so a provider's large pages never pile up
+        beyond ``concurrency`` of them, however slowly they are decoded.
         """
-        with self._slots:
+        self._slots.acquire()
+        try:
             request.start()
-            return self._send_in_slot(url, params, request.at)
+            response = self._send_in_slot(url, params, request.at)
+        except BaseException:
+            self._slots.release()
+            raise
+        if not response.is_success:
+            self._slots.release()
+        return response
 
     def _send_in_slot(self, url: str, params: dict, deadline: float) -> httpx.Response:
         if self.limiter:

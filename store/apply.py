@@ -24,7 +24,8 @@ resource name, which is exactly "the snapshot's value if it has one, else the la
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlite_utils
 
@@ -64,6 +65,9 @@ MEMBERSHIP_CONTEXT = (
     "END AS resource_name"
 )
 MEMBERSHIP_KEY = ("resource_type", "resource_id", "user_id")
+#: The page cache the apply works with (``_page_cache``), for the main and the TEMP database.
+APPLY_CACHE_KIB = 8192
+CACHED = ("main", "temp")
 
 
 def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run) -> runs.RunResult:
@@ -72,7 +76,7 @@ def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run)
     One transaction (a savepoint when the caller already holds one, as the sync does so that
     the run row closes in the same commit).
     """
-    with transaction(db):
+    with transaction(db), _page_cache(db, APPLY_CACHE_KIB):
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
         snapshot.staging.settle()
         _Diff(db, snapshot, run, baseline).run()
@@ -85,6 +89,25 @@ def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run)
         error=error,
         changes=Counter(dict(counted)),
     )
+
+
+@contextmanager
+def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
+    """Give SQLite a page cache of ``kib`` for the apply's statements only, then shrink it back.
+
+    A first sync of a large organisation inserts hundreds of thousands of versions into indexes
+    in an order other than their own; with the default 2 MB cache each insert re-reads index
+    pages, which costs a fifth of the apply's CPU. The fetch, which holds the rest of the sync's
+    memory, is over by then, and restoring the setting hands the pages back.
+    """
+    before = {name: db.execute(f"PRAGMA {name}.cache_size").fetchone()[0] for name in CACHED}
+    for name in CACHED:
+        db.execute(f"PRAGMA {name}.cache_size = {-kib}")
+    try:
+        yield
+    finally:
+        for name, size in before.items():
+            db.execute(f"PRAGMA {name}.cache_size = {size}")
 
 
 def _differs(columns, old: str = "c", new: str = "s") -> str:
