@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 from loguru import logger
 
-from daemon import errors, memory
+from daemon import errors, logs, memory
 from daemon.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings, load_settings
+from daemon.env import Secret
 from daemon.providers import PROVIDERS
 from store.lock import SyncLockBusy
 
@@ -41,18 +42,19 @@ def settings_options(command):
     return env_file_option(db_option(command))
 
 
-def configure_logging(level: str) -> None:
-    logger.remove()
-    # diagnose=False: loguru would otherwise print every local variable of a traceback, and
-    # one of them may hold a token or a response body that echoes it.
-    logger.add(
-        sys.stderr,
-        level=level,
-        format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {message}",
-        colorize=False,
-        diagnose=False,
-        backtrace=False,
-    )
+def configure_logging(level: str, settings: Settings | None = None) -> None:
+    """``daemon/logs.py``'s sink, told the configured secrets so that it can redact them."""
+    logs.configure_logging(level, _secrets(settings) if settings else ())
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every configured secret, and each part of a ``<id>:<value>`` token on its own."""
+    found: list[str] = []
+    for provider_settings in settings.providers.values():
+        for value in vars(provider_settings).values():
+            if isinstance(value, Secret):
+                found += [value.reveal(), *value.reveal().split(":")]
+    return found
 
 
 def settings_or_exit(env_file: Path | None, db: Path | None) -> Settings:
@@ -61,7 +63,7 @@ def settings_or_exit(env_file: Path | None, db: Path | None) -> Settings:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_USAGE)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings)
     return settings
 
 

@@ -139,6 +139,8 @@ class ProviderHTTP:
         self.requests = 0
         self.stalled: errors.Unreachable | None = None
         self._last_answer = time.monotonic()
+        #: Called after every answer (the daemon's watchdog watches it); set by the sync.
+        self.on_answer: Callable[[], None] | None = None
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, self.policy.concurrency))
         self._decoding = threading.Lock()
@@ -344,6 +346,8 @@ class ProviderHTTP:
                 request=streamed.request,
             )
         self._last_answer = time.monotonic()
+        if self.on_answer:
+            self.on_answer()
         logger.debug(
             "{} GET {} → {} in {:.0f}ms",
             self.label,

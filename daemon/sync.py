@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlite_utils
@@ -72,8 +73,13 @@ def sync_provider(
     progress: Progress = no_progress,
     lock_wait: float = lock.WAIT_SECONDS,
     stop: threading.Event | None = None,
+    activity: Callable[[], None] | None = None,
 ) -> SyncOutcome:
-    """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early."""
+    """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early.
+
+    ``activity`` is called on every HTTP answer and before the apply: the daemon's watchdog
+    tells a slow sync from a stuck one by it.
+    """
     spec = PROVIDERS[provider]
     started = time.monotonic()
 
@@ -92,7 +98,11 @@ def sync_provider(
                 )
             run = runs.start_run(db, provider)
             staging = Staging(db)
-            fetched = fetch(spec, settings.providers[provider], policy, stop, progress, staging)
+            fetched = fetch(
+                spec, settings.providers[provider], policy, stop, progress, staging, activity
+            )
+            if activity:
+                activity()
             result = record(db, run, fetched, spec.label)
         finally:
             db.close()
@@ -145,9 +155,11 @@ def fetch(
     stop: threading.Event | None,
     progress: Progress,
     staging: Staging,
+    activity: Callable[[], None] | None = None,
 ) -> Fetched:
     """Read the provider into ``staging``; every failure becomes one line, never an exception."""
     http = spec.make_http(provider_settings, policy, stop)
+    http.on_answer = activity
     try:
         snapshot = spec.fetch_snapshot(http, provider_settings, staging, progress)
         http.raise_if_interrupted()  # a stop or a silent provider fails the run, not a scope
