@@ -52,7 +52,7 @@ def configure_logging(
         level=level,
         format=journal_format
         if journal
-        else "{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {message}\n{exception}",
+        else "{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {message}",
         colorize=False,
         diagnose=False,
         backtrace=False,
@@ -60,7 +60,9 @@ def configure_logging(
 
 
 def journal_format(record) -> str:
-    return f"<{PRIORITIES.get(record['level'].name, 6)}>{{level}} {{message}}\n{{exception}}"
+    """A callable format: loguru appends no newline or traceback to it, so it says both (and
+    the syslog prefix is escaped, or loguru would read ``<4>`` as a colour tag)."""
+    return f"\\<{PRIORITIES.get(record['level'].name, 6)}>{{level}} {{message}}\n{{exception}}"
 
 
 def stderr_is_journal(environ: Mapping[str, str]) -> bool:
