@@ -118,6 +118,17 @@ def run_cli(args: list[str], env: dict[str, str]):
     return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
+def start_daemon(env: dict[str, str]) -> subprocess.Popen:
+    """``accesstrail run`` in its own process, as systemd starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port on ``host`` nobody listens on right now (bound, then released): for a server a
     test starts, or for a connection that must be refused."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +27,7 @@ from tests.helpers import (
     query,
     scalr_env,
     settings_for,
+    start_daemon,
     sync,
     wait_for,
 )
@@ -89,16 +88,6 @@ def _daemon_env(db_path, systemd, scalr_sim, planetscale_sim, **extra) -> dict[s
     }
 
 
-def _start(env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _finished_runs(db_path, provider: str) -> list[dict]:
     if not db_path.exists():
         return []
@@ -113,7 +102,7 @@ def test_run_says_ready_status_watchdog_and_stopping_in_order(
     systemd, db_path, scalr_sim, planetscale_sim
 ):
     env = _daemon_env(db_path, systemd, scalr_sim, planetscale_sim, ACCESSTRAIL_SYNC_INTERVAL="1h")
-    process = _start(env)
+    process = start_daemon(env)
     try:
         wait_for(lambda: systemd.having("READY"), 30, "READY=1")
         wait_for(
@@ -162,7 +151,7 @@ def test_a_restart_after_a_recent_success_waits_and_after_a_stale_one_syncs_at_o
         conn.execute("UPDATE sync_runs SET started_at = ? WHERE provider = 'planetscale'", [aged])
     systemd = FakeSystemd(str(tmp_path / "notify.sock"))
     env = _daemon_env(db_path, systemd, scalr_sim, planetscale_sim, ACCESSTRAIL_SYNC_INTERVAL="1h")
-    process = _start(env)
+    process = start_daemon(env)
     try:
         wait_for(lambda: len(_finished_runs(db_path, "planetscale")) == 2, 60, "a stale one syncs")
         # The scheduler is running its jobs (its heartbeat keeps the pings coming) well past

@@ -7,18 +7,7 @@ import sys
 import time
 
 from store.timestamps import parse_instant
-from tests.helpers import planetscale_env, query, scalr_env, wait_for
-
-
-def _start_daemon(env: dict[str, str]) -> subprocess.Popen:
-    """``accesstrail run`` in its own process, as systemd starts it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from tests.helpers import planetscale_env, query, scalr_env, start_daemon, wait_for
 
 
 def _stop(process: subprocess.Popen) -> tuple[str, str]:
@@ -49,7 +38,7 @@ def test_run_syncs_each_provider_on_its_interval_and_stops_cleanly_on_sigterm(
         "SCALR_SYNC_INTERVAL": "10s",
         "PLANETSCALE_SYNC_INTERVAL": "1h",
     }
-    process = _start_daemon(env)
+    process = start_daemon(env)
 
     def finished(provider):
         return [r for r in _runs(db_path, provider) if r["status"] != "running"]
@@ -111,7 +100,7 @@ def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_
 ):
     scalr_sim.add_fault(path=r"/account-users$", status=200, delay=2.0)
     env = {**os.environ, **scalr_env(scalr_sim), "ACCESSTRAIL_DB": str(db_path)}
-    process = _start_daemon(env)
+    process = start_daemon(env)
     try:
         # The first request the daemon sends (the account) is answered at once; then the
         # account users (held), service accounts and teams are asked for together. 60 s is room
