@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -259,12 +260,25 @@ def traced_serve(db_path: Path, trace: Path) -> Iterator[str]:
         wait_for(answers, 120, "`accesstrail serve` under strace to answer")
         yield base
     finally:
-        server.terminate()  # strace passes the signal on to serve and exits with it
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_traced(server, trace)
+
+
+def stop_traced(tracer: subprocess.Popen, trace: Path) -> None:
+    """Stop the traced program itself: a signal to strace only detaches it, leaving the program
+    running. Its pid is the first one in the trace; strace exits once the program has."""
+    match = re.match(r"(\d+) ", trace.read_text()[:100])
+    if match:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(match.group(1)), signal.SIGTERM)
+    else:
+        tracer.terminate()
+    try:
+        tracer.wait(timeout=60)  # serve stops in a second; a bound only against a hang
+    except subprocess.TimeoutExpired:
+        if match:
+            os.kill(int(match.group(1)), signal.SIGKILL)
+        tracer.kill()
+        tracer.wait()
 
 
 def assert_passes_filter(unit: Path, trace: Path) -> None:
