@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,23 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: system-deps lint
 	$(BIN)/python -m pytest
+
+# Debian packages the tests use: systemd-analyze/systemd-sysusers check the units, strace checks
+# their seccomp filter against the real product. Installed only when missing and we are root with
+# apt-get; otherwise one note, and those tests skip. `make demo` never needs them.
+SYSTEM_TOOLS := systemd-analyze systemd-sysusers strace
+system-deps:
+	@missing=; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing the Debian packages systemd and strace for the unit tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends systemd strace >/dev/null; \
+	else \
+		echo "note: systemd or strace is missing and cannot be installed here (not root with apt-get); the systemd unit tests will skip"; \
+	fi
 
 # Sync speed and memory against the floor the network allows (not part of `make test`);
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--limit off --big-users 0".
