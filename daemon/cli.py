@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -202,9 +203,12 @@ def check(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for monitoring.")
 @settings_options
-def status(env_file: Path | None, db: Path | None) -> None:
-    """Per provider: last run, last success, its age and what is recorded now."""
+def status(as_json: bool, env_file: Path | None, db: Path | None) -> None:
+    """Per provider: last run, last success, its age and what is recorded now.
+
+    Exits 1 when a provider is stale or its last run did not end ``succeeded``."""
     from daemon.status import provider_status
     from store import reads, schema
 
@@ -213,16 +217,17 @@ def status(env_file: Path | None, db: Path | None) -> None:
     with database_errors(settings.db_path):
         database = schema.connect(settings.db_path)
         recorded = reads.recorded_providers(database)
-    providers = [p for p in PROVIDERS if p in recorded or p in settings.enabled_providers]
-    if not providers:
+        providers = [p for p in PROVIDERS if p in recorded or p in settings.enabled_providers]
+        reports = [provider_status(database, p, settings.interval(p)) for p in providers]
+    if as_json:
+        click.echo(json.dumps({"providers": [report.as_json() for report in reports]}))
+    else:
+        for report in reports:
+            for line in report.lines():
+                click.echo(line)
+    if not reports:
         click.echo("no provider has been synced and none is configured", err=True)
-        sys.exit(EXIT_FAILED)
-    healthy = True
-    for name in providers:
-        report = provider_status(database, name, settings.interval(name))
-        for line in report.lines():
-            click.echo(line)
-        healthy = healthy and report.healthy
+    healthy = bool(reports) and all(report.healthy for report in reports)
     sys.exit(EXIT_OK if healthy else EXIT_FAILED)
 
 
