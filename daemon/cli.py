@@ -177,6 +177,24 @@ def run(env_file: Path | None, db: Path | None) -> None:
     sys.exit(run_daemon(settings))
 
 
+#: Variables whose value is a credential: an env file holding one must be private. The webhook
+#: URL is one too (a Slack URL is its own credential).
+SECRET_VARIABLES = {spec.token_variable for spec in PROVIDERS.values()} | {
+    "ACCESSTRAIL_WEBHOOK_URL"
+}
+
+
+def warn_about_env_file(env_file: Path | None) -> None:
+    """Warn (stderr, one line; the exit status is unchanged) about an env file that exposes a
+    secret to other users."""
+    from daemon.env import env_file_in_use, exposed_secrets_warning
+
+    path = env_file_in_use(env_file)
+    warning = exposed_secrets_warning(path, SECRET_VARIABLES) if path is not None else None
+    if warning:
+        click.echo(warning, err=True)
+
+
 @main.command()
 @settings_options
 def check(env_file: Path | None, db: Path | None) -> None:
@@ -184,6 +202,7 @@ def check(env_file: Path | None, db: Path | None) -> None:
     from daemon.probe import probe_provider
 
     settings = settings_or_exit(env_file, db)
+    warn_about_env_file(env_file)
     refused = False
     for name in require_providers(settings, None):
         try:

@@ -109,3 +109,76 @@ def test_existing_directories_keep_their_mode(tmp_path):
     assert mode(shared) == 0o755
     assert mode(shared / "new") & NOT_DIR == 0
     assert mode(shared / "new" / "accesstrail.db") & NOT_FILE == 0
+
+
+# -- the env file ------------------------------------------------------------------------------
+
+
+def env_file_with(path: Path, text: str, file_mode: int) -> Path:
+    path.write_text(text)
+    os.chmod(path, file_mode)
+    return path
+
+
+def scalr_lines(sim) -> str:
+    return "".join(f"{name}={value}\n" for name, value in scalr_env(sim).items())
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "problem"),
+    [
+        (0o644, "readable by other users"),
+        (0o604, "readable by other users"),
+        (0o620, "writable by its group"),
+        (0o602, "writable by other users"),
+    ],
+)
+def test_check_warns_about_an_env_file_others_can_read_or_write(
+    tmp_path, scalr_sim, file_mode, problem
+):
+    env_file = env_file_with(tmp_path / "prod.env", scalr_lines(scalr_sim), file_mode)
+
+    result = run_cli(["check", "--env-file", str(env_file)], {})
+
+    assert result.exit_code == 0, result.stdout + result.stderr  # a warning, not a failure
+    (line,) = result.stderr.splitlines()
+    assert f"env file {env_file} holds SCALR_API_TOKEN" in line
+    assert problem in line and f"mode {file_mode:04o}" in line
+    assert line.endswith(f"chmod 600 {env_file}")
+    assert scalr_sim.state.token not in result.stdout + result.stderr
+
+
+def test_check_is_silent_about_a_private_env_file(tmp_path, scalr_sim):
+    env_file = env_file_with(tmp_path / "prod.env", scalr_lines(scalr_sim), 0o640)
+
+    result = run_cli(["check", "--env-file", str(env_file)], {})
+
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_an_env_file_without_a_secret_needs_no_warning(tmp_path, scalr_sim):
+    token_file = tmp_path / "token"
+    token_file.write_text(scalr_sim.state.token)
+    os.chmod(token_file, 0o600)
+    env = {**scalr_env(scalr_sim), "SCALR_API_TOKEN_FILE": str(token_file)}
+    del env["SCALR_API_TOKEN"]
+    text = "".join(f"{name}={value}\n" for name, value in env.items())
+    env_file = env_file_with(tmp_path / "prod.env", text, 0o644)
+
+    result = run_cli(["check", "--env-file", str(env_file)], {})
+
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_the_default_env_file_is_checked_and_the_exit_status_is_unchanged(tmp_path, scalr_sim):
+    text = scalr_lines(scalr_sim).replace(scalr_sim.state.token, "refused-token")
+    env_file_with(tmp_path / ".env", text, 0o644)  # the tests run in tmp_path
+
+    result = run_cli(["check"], {})
+
+    assert result.exit_code == 1  # the token is refused; the warning does not change that
+    warning, refusal = result.stderr.splitlines()
+    assert warning.startswith("warning: env file .env holds SCALR_API_TOKEN")
+    assert warning.endswith("chmod 600 .env")
+    assert "Scalr" in refusal
+    assert "refused-token" not in result.stderr
