@@ -144,7 +144,7 @@ def main() -> None:
 @settings_options
 def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     """Sync each enabled provider once now, print what changed, and exit."""
-    from daemon.sync import sync_all
+    from daemon.sync import StorageError, sync_all
 
     settings = settings_or_exit(env_file, db)
     progress = TerminalProgress()
@@ -154,6 +154,10 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     for name, result in results:
         if isinstance(result, SyncLockBusy):
             click.echo(f"{PROVIDERS[name].label}: not synced: {result}", err=True)
+            failed = True
+            continue
+        if isinstance(result, StorageError):  # not a configuration error: the disk, the mount
+            click.echo(str(result), err=True)
             failed = True
             continue
         if isinstance(result, Exception):
