@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -145,7 +146,7 @@ def main() -> None:
 @settings_options
 def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     """Sync each enabled provider once now, print what changed, and exit."""
-    from daemon.sync import sync_all
+    from daemon.sync import StorageError, sync_all
 
     settings = settings_or_exit(env_file, db)
     progress = TerminalProgress()
@@ -155,6 +156,10 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
     for name, result in results:
         if isinstance(result, SyncLockBusy):
             click.echo(f"{PROVIDERS[name].label}: not synced: {result}", err=True)
+            failed = True
+            continue
+        if isinstance(result, StorageError):  # not a configuration error: the disk, the mount
+            click.echo(str(result), err=True)
             failed = True
             continue
         if isinstance(result, Exception):
@@ -178,6 +183,24 @@ def run(env_file: Path | None, db: Path | None) -> None:
     sys.exit(run_daemon(settings))
 
 
+#: Variables whose value is a credential: an env file holding one must be private. The webhook
+#: URL is one too (a Slack URL is its own credential).
+SECRET_VARIABLES = {spec.token_variable for spec in PROVIDERS.values()} | {
+    "ACCESSTRAIL_WEBHOOK_URL"
+}
+
+
+def warn_about_env_file(env_file: Path | None) -> None:
+    """Warn (stderr, one line; the exit status is unchanged) about an env file that exposes a
+    secret to other users."""
+    from daemon.env import env_file_in_use, exposed_secrets_warning
+
+    path = env_file_in_use(env_file)
+    warning = exposed_secrets_warning(path, SECRET_VARIABLES) if path is not None else None
+    if warning:
+        click.echo(warning, err=True)
+
+
 @main.command()
 @settings_options
 def check(env_file: Path | None, db: Path | None) -> None:
@@ -185,6 +208,7 @@ def check(env_file: Path | None, db: Path | None) -> None:
     from daemon.probe import probe_provider
 
     settings = settings_or_exit(env_file, db)
+    warn_about_env_file(env_file)
     refused = False
     for name in require_providers(settings, None):
         try:
@@ -204,9 +228,12 @@ def check(env_file: Path | None, db: Path | None) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for monitoring.")
 @settings_options
-def status(env_file: Path | None, db: Path | None) -> None:
-    """Per provider: last run, last success, its age and what is recorded now."""
+def status(as_json: bool, env_file: Path | None, db: Path | None) -> None:
+    """Per provider: last run, last success, its age and what is recorded now.
+
+    Exits 1 when a provider is stale or its last run did not end ``succeeded``."""
     from daemon.status import provider_status
     from store import reads, schema
 
@@ -215,16 +242,17 @@ def status(env_file: Path | None, db: Path | None) -> None:
     with database_errors(settings.db_path):
         database = schema.connect(settings.db_path)
         recorded = reads.recorded_providers(database)
-    providers = [p for p in PROVIDERS if p in recorded or p in settings.enabled_providers]
-    if not providers:
+        providers = [p for p in PROVIDERS if p in recorded or p in settings.enabled_providers]
+        reports = [provider_status(database, p, settings.interval(p)) for p in providers]
+    if as_json:
+        click.echo(json.dumps({"providers": [report.as_json() for report in reports]}))
+    else:
+        for report in reports:
+            for line in report.lines():
+                click.echo(line)
+    if not reports:
         click.echo("no provider has been synced and none is configured", err=True)
-        sys.exit(EXIT_FAILED)
-    healthy = True
-    for name in providers:
-        report = provider_status(database, name, settings.interval(name))
-        for line in report.lines():
-            click.echo(line)
-        healthy = healthy and report.healthy
+    healthy = bool(reports) and all(report.healthy for report in reports)
     sys.exit(EXIT_OK if healthy else EXIT_FAILED)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
@@ -63,15 +64,47 @@ def read_environment(
     """The env file's values (default ``./.env`` when present) under the real environment's."""
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
-    if env_file is not None:
-        path = Path(env_file)
-        if not path.is_file():
-            raise ConfigError("--env-file", f"no such file: {path}")
+    if env_file is not None and not Path(env_file).is_file():
+        raise ConfigError("--env-file", f"no such file: {env_file}")
+    path = env_file_in_use(env_file, read_default_env_file=read_default_env_file)
+    if path is not None:
         values.update(_read_env_file(path))
-    elif read_default_env_file and Path(".env").is_file():
-        values.update(_read_env_file(Path(".env")))
     values.update({k: v for k, v in environ.items() if v is not None})
     return EnvValues(values)
+
+
+def env_file_in_use(
+    env_file: str | Path | None, *, read_default_env_file: bool = True
+) -> Path | None:
+    """The env file ``read_environment`` reads: the one given, else ``./.env`` when present."""
+    if env_file is not None:
+        return Path(env_file)
+    if read_default_env_file and Path(".env").is_file():
+        return Path(".env")
+    return None
+
+
+def exposed_secrets_warning(path: Path, secret_names: Iterable[str]) -> str | None:
+    """One line when ``path`` holds one of ``secret_names`` yet others may read it, or its group
+    or others may write it (and so plant a token or an origin of their choosing); else None.
+
+    Only the names are read back here, never shown with their values.
+    """
+    mode = stat.S_IMODE(path.stat().st_mode)
+    problems = []
+    if mode & stat.S_IROTH:
+        problems.append("readable by other users")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append("writable by " + ("other users" if mode & stat.S_IWOTH else "its group"))
+    if not problems:
+        return None
+    held = sorted(set(secret_names) & set(_read_env_file(path)))
+    if not held:
+        return None
+    return (
+        f"warning: env file {path} holds {', '.join(held)} and is {' and '.join(problems)} "
+        f"(mode {mode:04o}): run chmod 600 {path}"
+    )
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

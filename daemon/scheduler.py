@@ -34,7 +34,7 @@ from daemon.config import Settings
 from daemon.http import HttpPolicy
 from daemon.notify import Notifier
 from daemon.providers import PROVIDERS
-from daemon.sync import SyncOutcome, sync_provider
+from daemon.sync import StorageError, SyncOutcome, sync_provider
 from store import reads, schema, timestamps
 from store.lock import SyncLockBusy
 
@@ -167,6 +167,10 @@ class Daemon:
         except SyncLockBusy as exc:
             logger.warning("{}: sync skipped: {}", label, exc)
             self._record(provider, "skipped: another sync holds the database")
+            return
+        except StorageError as exc:  # the disk or the mount, not a bug: its own one line
+            logger.error("{}; the next run will try again", exc)
+            self._record(provider, "failed: the database could not be written")
             return
         except Exception as exc:  # keep the daemon alive; the traceback goes to debug
             logger.opt(exception=exc).debug("sync of {} crashed", provider)

@@ -1,7 +1,10 @@
 """What ``accesstrail status`` reports: per provider, the last run, the last success and counts.
 
-A provider is *fresh* when its last success is no older than three sync intervals; a stale
-provider, or one whose last run failed, makes ``status`` exit 1 so monitoring can alert on it.
+A provider is *fresh* when its last success (a run that ended ``succeeded`` or ``partial``) is no
+older than three sync intervals. It is *healthy* when it is fresh and its last run ended
+``succeeded``: a stale provider, a failed run and a ``partial`` one (part of the access is not
+being tracked) all make ``status`` exit 1, so monitoring alerts on each. ``as_json`` is the
+machine-readable form of the same facts (CONTRACT §3), for scripts and monitoring.
 """
 
 from __future__ import annotations
@@ -39,7 +42,33 @@ class ProviderStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.last_run is not None and self.last_run["status"] != "failed" and self.fresh
+        """Fresh, and the last run tracked everything. A run still ``running`` is judged by the
+        freshness alone: every sync would otherwise be an alert while it lasts."""
+        if self.last_run is None or not self.fresh:
+            return False
+        return self.last_run["status"] in ("succeeded", "running")
+
+    def as_json(self) -> dict:
+        """The ``status --json`` object of this provider; no secret is among these values."""
+        run = self.last_run or {}
+        age = self.age_seconds
+        return {
+            "provider": self.provider,
+            "last_run_id": run.get("id"),
+            "last_run_status": run.get("status"),
+            "last_run_started_at": run.get("started_at"),
+            "last_run_finished_at": run.get("finished_at"),
+            "last_run_requests": run.get("requests"),
+            "last_run_changes": run.get("changes"),
+            "last_success_at": self.last_success["started_at"] if self.last_success else None,
+            "age_seconds": None if age is None else round(age, 3),
+            "fresh": self.fresh,
+            "healthy": self.healthy,
+            "error": run.get("error"),
+            "interval_seconds": self.interval,
+            "stale_after_seconds": STALE_AFTER_INTERVALS * self.interval,
+            "counts": dict(self.counts),
+        }
 
     def lines(self) -> list[str]:
         label = PROVIDERS[self.provider].label

@@ -4,15 +4,24 @@ The order is what keeps the database honest (``docs/sync-rules.md#a-run``). The 
 opened before any network traffic, the whole snapshot is fetched with no database lock held, and
 the run is closed in one place, in the transaction that applies the snapshot: a fetch that failed,
 or an apply that failed, leaves nothing but the run row's ``failed`` status and its one-line error.
+
+A database that cannot be written (a full disk, a read-only file or mount, an I/O error) is not a
+bug nor a configuration mistake: it is one line naming the database and what to do, the run
+recorded as ``failed`` when the database still takes that one small write, and ``StorageError``
+when it does not.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlite_utils
 from loguru import logger
@@ -27,6 +36,50 @@ from store.apply import apply_snapshot
 from store.model import Snapshot
 from store.staging import Staging
 from store.transactions import transaction
+
+
+class StorageError(Exception):
+    """The database could not be written; ``str()`` is the one line to show."""
+
+
+#: What to do about a database that cannot be written, by SQLite's primary result code and by
+#: ``errno`` (the lock file and the directory fail with an ``OSError``).
+_FULL = "free space on its filesystem, then sync again"
+_READ_ONLY = (
+    "make the file, its -wal/-shm and its directory writable by this user "
+    "(mode, owner, immutable flag, read-only mount), then sync again"
+)
+_IO = "check the disk and the filesystem (dmesg), then sync again"
+_SQLITE_ADVICE = {
+    sqlite3.SQLITE_FULL: _FULL,
+    sqlite3.SQLITE_READONLY: _READ_ONLY,
+    sqlite3.SQLITE_CANTOPEN: _READ_ONLY,
+    sqlite3.SQLITE_PERM: _READ_ONLY,
+    sqlite3.SQLITE_IOERR: _IO,
+}
+_ERRNO_ADVICE = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: _FULL,
+    errno.EROFS: _READ_ONLY,
+    errno.EACCES: _READ_ONLY,
+    errno.EPERM: _READ_ONLY,
+    errno.EIO: _IO,
+}
+
+
+def storage_problem(db_path: Path, exc: BaseException) -> str | None:
+    """``database PATH: what failed: what to do`` when ``exc`` says the database could not be
+    written, else None (a file that is not a database, a bug: those are not storage failures)."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        advice = _SQLITE_ADVICE.get(code & 0xFF) if code is not None else None
+        reason = str(exc)
+    elif isinstance(exc, OSError):
+        advice = _ERRNO_ADVICE.get(exc.errno) if exc.errno is not None else None
+        reason = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror)
+    else:
+        return None
+    return f"database {db_path}: {reason}: {advice}" if advice else None
 
 
 @dataclass
@@ -88,25 +141,27 @@ def sync_provider(
             "{}: waiting for another sync writing {} to finish", spec.label, settings.db_path
         )
 
-    with lock.sync_lock(settings.db_path, provider, wait_seconds=lock_wait, on_wait=waiting):
-        db = schema.connect(settings.db_path)
-        try:
-            closed = runs.close_stale_runs(db, provider)
-            if closed:
-                logger.warning(
-                    "{}: closed {} run(s) left 'running' by an earlier crash", spec.label, closed
-                )
-            run = runs.start_run(db, provider)
-            staging = Staging(db)
-            fetched = fetch(
-                spec, settings.providers[provider], policy, stop, progress, staging, activity
-            )
-            if activity:
-                activity()
-            result = record(db, run, fetched, spec.label)
-        finally:
-            db.close()
-            memory.hand_back_freed_memory()  # the pages and staging of this run are gone
+    with storage_errors(settings.db_path, spec.label):
+        with lock.sync_lock(settings.db_path, provider, wait_seconds=lock_wait, on_wait=waiting):
+            db = schema.connect(settings.db_path)
+            try:
+                closed = runs.close_stale_runs(db, provider)
+                if closed:
+                    logger.warning(
+                        "{}: closed {} run(s) left 'running' by an earlier crash",
+                        spec.label,
+                        closed,
+                    )
+                run = runs.start_run(db, provider)
+                staging = Staging(db)
+                provider_settings = settings.providers[provider]
+                fetched = fetch(spec, provider_settings, policy, stop, progress, staging, activity)
+                if activity:
+                    activity()
+                result = record(db, run, fetched, spec.label, settings.db_path)
+            finally:
+                db.close()
+                memory.hand_back_freed_memory()  # the pages and staging of this run are gone
     seconds = time.monotonic() - started
     return SyncOutcome(
         provider, run.id, result.status, result.error, fetched.requests, seconds, result.changes
@@ -177,18 +232,52 @@ def fetch(
         http.close()
 
 
+@contextlib.contextmanager
+def storage_errors(db_path: Path, label: str) -> Iterator[None]:
+    """Turn a database that cannot be written into ``StorageError``; anything else passes."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        problem = storage_problem(db_path, exc)
+        if problem is None:
+            raise
+        logger.opt(exception=exc).debug("{}: the database could not be written", label)
+        raise StorageError(f"{label}: not synced: {problem}") from None
+
+
 def record(
-    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str
+    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str, db_path: Path
 ) -> runs.RunResult:
-    """Apply the snapshot and close the run in one transaction; the one place a run is closed."""
+    """Apply the snapshot and close the run in one transaction; the one place a run is closed.
+
+    When that transaction cannot commit (the disk filled up, the file became read-only), the
+    run is closed as failed in a transaction of its own, a far smaller write that often still
+    fits; when that fails too, ``storage_errors`` above makes it one line.
+    """
+    try:
+        with transaction(db):
+            result = _apply(db, run, fetched, label, db_path)
+            runs.finish_run(db, run, result, fetched.requests)
+        return result
+    except (sqlite3.Error, OSError) as exc:
+        problem = storage_problem(db_path, exc)
+        if problem is None:
+            raise
+        logger.opt(exception=exc).debug("committing the {} run failed", run.provider)
+    if db.conn.in_transaction:  # a COMMIT that failed may leave its transaction open
+        db.conn.execute("ROLLBACK")
+    failed = runs.RunResult("failed", _not_recorded(label, problem))
     with transaction(db):
-        result = _apply(db, run, fetched, label)
-        runs.finish_run(db, run, result, fetched.requests)
-    return result
+        runs.finish_run(db, run, failed, fetched.requests)
+    return failed
+
+
+def _not_recorded(label: str, problem: str) -> str:
+    return f"{label}: could not record the snapshot, nothing of this run was written: {problem}"
 
 
 def _apply(
-    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str
+    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str, db_path: Path
 ) -> runs.RunResult:
     if fetched.snapshot is None:
         return runs.RunResult("failed", fetched.error)
@@ -196,6 +285,9 @@ def _apply(
         return apply_snapshot(db, fetched.snapshot, run)  # a savepoint: rolled back on failure
     except Exception as exc:
         logger.opt(exception=exc).debug("applying the {} snapshot failed", run.provider)
+        problem = storage_problem(db_path, exc)
+        if problem is not None:
+            return runs.RunResult("failed", _not_recorded(label, problem))
         return runs.RunResult(
             "failed",
             f"{label}: could not record the snapshot ({type(exc).__name__}: {exc}); "

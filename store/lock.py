@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from store import schema
+
 
 class SyncLockBusy(Exception):
     """Another sync kept the lock for longer than we were willing to wait."""
@@ -31,6 +33,8 @@ class SyncLockBusy(Exception):
 #: than a large sync takes, short enough that a stuck writer is reported within minutes.
 WAIT_SECONDS = 300.0
 POLL_SECONDS = 0.1
+#: Only this user's processes take the lock; nobody else needs even to read it.
+LOCK_FILE_MODE = 0o600
 
 
 class _ProcessHold:
@@ -140,8 +144,9 @@ def _take_file(
     lock_path: Path, deadline: float, waiting: Callable[[], None], busy: SyncLockBusy
 ) -> int:
     """The lock file, locked by this process; waits for another process that holds it."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    schema.make_private_dirs(lock_path.parent)  # the lock is taken before the database opens
+    schema.create_private_file(lock_path, LOCK_FILE_MODE)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, LOCK_FILE_MODE)
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,7 +6,9 @@ migration appended below, never an edit of an old one. ``tests/test_schema.py`` 
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 
@@ -147,6 +149,43 @@ def _key_columns(pk) -> tuple[str, ...]:
     return (pk,) if isinstance(pk, str) else tuple(pk)
 
 
+#: Modes of what the product creates beside the database (CONTRACT §8): it holds who can get into
+#: what, so only the owner writes and only its group (the web UI's user) reads.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with ``DIR_MODE`` (``Path.mkdir`` would give
+    the parents 0777 less the umask); an existing directory keeps its mode."""
+    if directory.is_dir():
+        return
+    make_private_dirs(directory.parent)
+    try:
+        os.mkdir(directory, DIR_MODE)  # the umask can only make it stricter
+    except FileExistsError:  # another thread or process was first
+        return
+
+
+def create_private_file(path: Path, mode: int = FILE_MODE) -> None:
+    """Create ``path`` empty with at most ``mode`` whatever the umask, if it is missing.
+
+    ``O_CREAT`` applies the umask, which can only take bits away; the ``fchmod`` then takes away
+    any a default ACL may have added, keeping whatever is stricter. An existing file is left as
+    it is: an operator's stricter mode is never loosened.
+    """
+    if path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:  # another thread or process was first
+        return
+    try:
+        os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & mode)
+    finally:
+        os.close(fd)
+
+
 #: Switching to WAL and migrating are not safe to race from two connections; other processes are
 #: kept out by the sync lock, threads of this one by this.
 _setting_up = threading.Lock()
@@ -159,8 +198,8 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     writer wait for a lock instead of failing at once.
     """
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
+    create_private_file(path)  # before SQLite, which gives -wal and -shm the file's mode
     # One connection may be used by several threads of one sync, one at a time: the fetch's
     # scopes stream into its TEMP tables (``store/staging.py``) under the staging's own lock.
     db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
