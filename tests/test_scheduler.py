@@ -130,3 +130,48 @@ def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_
     assert run["status"] == "failed" and "stopped" in run["error"]
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
     assert len(scalr_sim.requests) == sent  # not one request after the signal
+
+
+def test_a_provider_that_keeps_failing_is_retried_on_its_schedule_and_the_other_is_unaffected(
+    scalr_sim, planetscale_sim, db_path
+):
+    """A revoked PlanetScale token fails every run, each logged; Scalr keeps syncing."""
+    env = {
+        **os.environ,
+        **scalr_env(scalr_sim),
+        **planetscale_env(planetscale_sim),
+        "PLANETSCALE_SERVICE_TOKEN": f"{planetscale_sim.state.token_id}:revoked-secret-value",
+        "ACCESSTRAIL_DB": str(db_path),
+        "SCALR_SYNC_INTERVAL": "10s",
+        "PLANETSCALE_SYNC_INTERVAL": "10s",
+    }
+    process = start_daemon(env)
+
+    def finished(provider):
+        return [r for r in _runs(db_path, provider) if r["status"] != "running"]
+
+    try:
+        wait_for(
+            lambda: len(finished("scalr")) >= 2 and len(finished("planetscale")) >= 2,
+            90,
+            "two finished runs of each provider",
+        )
+        out, err = _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    failed = finished("planetscale")
+    assert [r["status"] for r in failed[:2]] == ["failed", "failed"]
+    assert all("PlanetScale" in r["error"] for r in failed[:2])
+    assert [r["status"] for r in finished("scalr")[:2]] == ["succeeded", "succeeded"]
+    # retried on its schedule: one interval apart, not back to back and not given up on
+    gap = (
+        parse_instant(failed[1]["started_at"]) - parse_instant(failed[0]["started_at"])
+    ).total_seconds()
+    assert 5 <= gap <= 30
+    # each failure is logged, with the provider's own detail
+    failure_lines = [line for line in err.splitlines() if "PlanetScale: failed" in line]
+    assert len(failure_lines) >= 2, err
+    assert failed[0]["error"] in failure_lines[0]
+    assert "revoked-secret-value" not in out + err
