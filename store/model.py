@@ -73,6 +73,67 @@ class MembershipScope:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A provider role (Scalr ``role-…``, system or custom); ``permissions`` sorted, joined by ,."""
+
+    id: str
+    name: str | None
+    description: str | None = None
+    is_system: int = 0
+    permissions: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """ "Principal P holds role R on resource X", as one access policy (or team) says it.
+
+    ``resource_type`` is ``organization`` (the Scalr account), ``environment``, ``workspace`` or
+    ``database``; ``principal_type`` is ``user`` (humans and service accounts) or ``team``.
+    ``role_id`` is the provider's role id or, where it has none, its word (``admin``).
+    """
+
+    resource_type: str
+    resource_id: str
+    resource_name: str | None
+    principal_type: str
+    principal_id: str
+    role_id: str
+    role: str | None
+    binding_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A non-human credential (a Scalr service account's access token). Never its value."""
+
+    id: str
+    owner_type: str
+    owner_id: str
+    name: str | None
+    description: str | None = None
+    created_at: str | None = None
+    expires_at: str | None = None
+    last_used_at: str | None = None
+
+
+#: The kinds of access record a provider may read beyond membership; each is baselined apart.
+ACCESS_KINDS = ("roles", "grants", "credentials")
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    """A listing of roles, grants or credentials that completed, so absences inside it are real.
+
+    ``kind`` is one of ``ACCESS_KINDS``. ``owner_id=None`` covers every row of that kind in the
+    provider (Scalr's one access-policy listing); otherwise only the rows of one principal or
+    owner (a PlanetScale team's database access, one service account's tokens).
+    """
+
+    kind: str
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ScopeFailure:
     """A scope that could not be read: its last known state is kept and the run is partial."""
 
@@ -92,6 +153,7 @@ class Snapshot:
 
     * ``team_scopes``: organisation ids whose team listing finished.
     * ``membership_scopes``: membership listings that finished.
+    * ``access_scopes``: role, grant and credential listings that finished.
     * ``failures``: scopes that could not be read (the run becomes ``partial``).
 
     A user absent from ``users`` has left only when no membership of theirs survives the diff:
@@ -102,6 +164,7 @@ class Snapshot:
     staging: Staging
     team_scopes: set[str] = field(default_factory=set)
     membership_scopes: list[MembershipScope] = field(default_factory=list)
+    access_scopes: list[AccessScope] = field(default_factory=list)
     failures: list[ScopeFailure] = field(default_factory=list)
 
     @property
@@ -123,3 +186,15 @@ class Snapshot:
     @property
     def memberships(self) -> list[Membership]:
         return list(self.staging.objects(Membership))
+
+    @property
+    def roles(self) -> list[Role]:
+        return list(self.staging.objects(Role))
+
+    @property
+    def grants(self) -> list[Grant]:
+        return list(self.staging.objects(Grant))
+
+    @property
+    def credentials(self) -> list[Credential]:
+        return list(self.staging.objects(Credential))

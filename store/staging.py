@@ -21,7 +21,7 @@ from operator import attrgetter
 
 import sqlite_utils
 
-from store.model import Membership, Organization, Team, User
+from store.model import Credential, Grant, Membership, Organization, Role, Team, User
 
 #: Each kind of snapshot object, the columns it is staged with (its dataclass fields, in order)
 #: and the key that identifies one object of that kind in the snapshot.
@@ -34,6 +34,13 @@ KINDS: dict[type, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         tuple(f.name for f in fields(Membership)),
         ("resource_type", "resource_id", "user_id"),
     ),
+    Role: ("roles", tuple(f.name for f in fields(Role)), ("id",)),
+    Grant: (
+        "grants",
+        tuple(f.name for f in fields(Grant)),
+        ("resource_type", "resource_id", "principal_type", "principal_id", "role_id"),
+    ),
+    Credential: ("credentials", tuple(f.name for f in fields(Credential)), ("id",)),
 }
 #: Reads an object's staged columns in one call (``attrgetter`` of several names gives a tuple).
 VALUES_OF = {kind: attrgetter(*columns) for kind, (_, columns, _) in KINDS.items()}
@@ -68,7 +75,7 @@ class Staging:
                     + ")",
                 )
 
-    def add(self, seq: int, items: Iterable[Organization | Team | User | Membership]) -> None:
+    def add(self, seq: int, items: Iterable) -> None:
         """Append one scope's objects; safe to call from the scope's own thread."""
         rows: dict[type, list[tuple]] = {}
         for item in items:

@@ -20,15 +20,20 @@ but never read, so a new listing cannot forget the rule. The rules themselves ar
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TypeVar
 
 from daemon import errors
 from store.model import (
+    AccessScope,
+    Credential,
+    Grant,
     Membership,
     MembershipScope,
     Organization,
+    Role,
     ScopeFailure,
     Snapshot,
     Team,
@@ -36,7 +41,7 @@ from store.model import (
 )
 from store.staging import Staging
 
-T = TypeVar("T", Organization, User, Team, Membership)
+T = TypeVar("T", Organization, User, Team, Membership, Role, Grant, Credential)
 
 PENDING, OPEN, COMPLETED, FAILED = "pending", "open", "completed", "failed"
 
@@ -57,16 +62,18 @@ class Scope:
         memberships: Iterable[MembershipScope],
         teams_of: Iterable[str],
         required: bool,
+        access: Iterable[AccessScope] = (),
     ):
         self.label = label
         self.seq = seq  # its place in declaration order, which the snapshot follows
         self.staging = staging
         self.covers_memberships = list(memberships)
         self.covers_teams_of = list(teams_of)
+        self.covers_access = list(access)
         self.required = required
         self.state = PENDING
         self.error: str | None = None
-        self.pending: list[Organization | User | Team | Membership] = []
+        self.pending: list = []
 
     def add(self, item: T) -> T:
         """Record one object read by this listing; returns it, so a caller can keep it too."""
@@ -119,6 +126,7 @@ class SnapshotBuilder:
         self.provider = provider
         self.staging = staging
         self.scopes: list[Scope] = []
+        self._declaring = threading.Lock()
 
     def scope(
         self,
@@ -126,13 +134,21 @@ class SnapshotBuilder:
         *,
         memberships: Iterable[MembershipScope] = (),
         teams_of: Iterable[str] = (),
+        access: Iterable[AccessScope] = (),
         required: bool = False,
     ) -> Scope:
         """Declare a listing. ``memberships``: the membership sets it lists whole; ``teams_of``:
-        the organisation ids whose teams it lists whole; ``required``: its failure fails the run.
+        the organisation ids whose teams it lists whole; ``access``: the role, grant or
+        credential sets it lists whole; ``required``: its failure fails the run.
+
+        Safe to call from a scope's thread (a service account's token listing is declared once
+        the service accounts are known).
         """
-        declared = Scope(label, len(self.scopes), self.staging, memberships, teams_of, required)
-        self.scopes.append(declared)
+        with self._declaring:
+            declared = Scope(
+                label, len(self.scopes), self.staging, memberships, teams_of, required, access
+            )
+            self.scopes.append(declared)
         return declared
 
     def build(self) -> Snapshot:
@@ -145,4 +161,5 @@ class SnapshotBuilder:
                 continue
             snapshot.membership_scopes.extend(scope.covers_memberships)
             snapshot.team_scopes.update(scope.covers_teams_of)
+            snapshot.access_scopes.extend(scope.covers_access)
         return snapshot
