@@ -24,22 +24,21 @@ resource name, which is exactly "the snapshot's value if it has one, else the la
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlite_utils
 
 from store import runs
+from store.diffsql import Statements, differs, row_changes, upsert_sql
 from store.model import Snapshot
-from store.schema import TABLES, USER_VALUES
+from store.schema import USER_VALUES
 from store.staging import settled
 from store.transactions import transaction
 
 USER_TRACKED = tuple(USER_VALUES)
 USER_CHANGE_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in_changed"}
 TEAM_TRACKED = ("organization_id", "name", "slug", "description")
-#: The columns a change row is written with, in schema order (``id`` is assigned by SQLite).
-CHANGE_COLUMNS = tuple(column for column in TABLES["changes"]["columns"] if column != "id")
 
 SNAP_ORGS, SNAP_TEAMS = settled("organizations"), settled("teams")
 SNAP_USERS, SNAP_MEMBERSHIPS = settled("users"), settled("memberships")
@@ -110,32 +109,14 @@ def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
             db.execute(f"PRAGMA {name}.cache_size = {size}")
 
 
-def _differs(columns, old: str = "c", new: str = "s") -> str:
-    """SQL true when any of ``columns`` differs between two rows, NULL equal to NULL."""
-    return "(" + " OR ".join(f"{old}.{c} IS NOT {new}.{c}" for c in columns) + ")"
-
-
-def _upsert_sql(table: str, columns: tuple[str, ...], select: str) -> str:
-    """INSERT … SELECT that updates every non-key column of an existing row (``select`` must
-    end in a WHERE clause, which SQLite needs to tell the upsert from a join)."""
-    key = TABLES[table]["pk"]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) {select} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-class _Diff:
+class _Diff(Statements):
     """The diff's statements, in the order the rules need them."""
 
     def __init__(
         self, db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run, baseline: bool
     ):
-        self.conn = db.conn
+        super().__init__(db, snapshot.provider, run, baseline)
         self.snapshot = snapshot
-        self.baseline = baseline
-        self.params = {"provider": snapshot.provider, "stamp": run.started_at, "run": run.id}
 
     def run(self) -> None:
         self._stage_scopes()
@@ -145,33 +126,14 @@ class _Diff:
         self._memberships()
         self._users_without_memberships()
 
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _execute(self, sql: str) -> None:
-        self.conn.execute(sql, self.params)
-
-    def _temp(self, name: str, select: str) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        self._execute(f"CREATE TEMP TABLE {name} AS {select}")
-
-    def _changes(self, select: str) -> None:
-        """Append change rows; ``select`` yields (kind, user_id, email, resource_type,
-        resource_id, resource_name, field, old_value, new_value). Nothing during a baseline."""
-        if self.baseline:
-            return
-        self._execute(
-            f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) "
-            f"SELECT :run, :provider, :stamp, * FROM ({select})"
-        )
-
     def _stage_scopes(self) -> None:
         """What the snapshot read completely, as tables the removal rules can join."""
-        self._temp("team_scopes", "SELECT NULL AS organization_id WHERE 0")
+        self.temp("team_scopes", "SELECT NULL AS organization_id WHERE 0")
         self.conn.executemany(
             "INSERT INTO temp.team_scopes VALUES (?)",
             [(org,) for org in sorted(self.snapshot.team_scopes)],
         )
-        self._temp(
+        self.temp(
             "membership_scopes",
             "SELECT NULL AS resource_type, NULL AS resource_id, NULL AS account_type WHERE 0",
         )
@@ -186,7 +148,7 @@ class _Diff:
     # -- organisations -------------------------------------------------------------------------
 
     def _organizations(self) -> None:
-        self._temp(
+        self.temp(
             "delta_organizations",
             f"SELECT s.ord AS ord, s.id, s.name, c.name AS old_name, "
             f"c.first_seen_at, (c.id IS NULL OR c.removed_at IS NOT NULL) AS added "
@@ -194,14 +156,14 @@ class _Diff:
             f"ON c.provider = :provider AND c.id = s.id "
             f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR c.name IS NOT s.name",
         )
-        self._temp(
+        self.temp(
             "gone_organizations",
             f"SELECT c.rowid AS ord, c.id, c.name FROM organizations c "
             f"WHERE c.provider = :provider AND c.removed_at IS NULL "
             f"AND c.id NOT IN (SELECT id FROM {SNAP_ORGS})",
         )
-        self._changes(
-            _row_changes(
+        self.changes(
+            row_changes(
                 "delta_organizations",
                 ("name",),
                 ORGANIZATION_CONTEXT,
@@ -209,19 +171,19 @@ class _Diff:
                 kind_of=lambda column: "organization_updated",
             )
         )
-        self._changes(
+        self.changes(
             f"SELECT 'organization_removed', {ORGANIZATION_CONTEXT}, NULL, NULL, NULL "
             "FROM gone_organizations d ORDER BY ord"
         )
-        self._execute(
-            _upsert_sql(
+        self.execute(
+            upsert_sql(
                 "organizations",
                 ("provider", "id", "name", "first_seen_at", "removed_at"),
                 "SELECT :provider, id, name, COALESCE(first_seen_at, :stamp), NULL "
                 "FROM delta_organizations WHERE true",
             )
         )
-        self._execute(
+        self.execute(
             "UPDATE organizations SET removed_at = :stamp WHERE provider = :provider "
             "AND id IN (SELECT id FROM gone_organizations)"
         )
@@ -229,17 +191,17 @@ class _Diff:
     # -- teams ---------------------------------------------------------------------------------
 
     def _teams(self) -> None:
-        self._temp(
+        self.temp(
             "delta_teams",
             "SELECT s.*, c.first_seen_at, "
             "(c.id IS NULL OR c.removed_at IS NOT NULL) AS added, "
             + ", ".join(f"c.{column} AS old_{column}" for column in TEAM_TRACKED)
             + f" FROM {SNAP_TEAMS} s LEFT JOIN teams c ON c.provider = :provider AND c.id = s.id "
-            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {_differs(TEAM_TRACKED)}",
+            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {differs(TEAM_TRACKED)}",
         )
         # A team missing from its organisation's completed listing, or from an organisation
         # that is gone, is gone; one whose listing failed is kept.
-        self._temp(
+        self.temp(
             "gone_teams",
             f"SELECT c.rowid AS ord, c.id, c.name FROM teams c "
             f"WHERE c.provider = :provider AND c.removed_at IS NULL "
@@ -247,8 +209,8 @@ class _Diff:
             f"AND (c.organization_id IN (SELECT organization_id FROM team_scopes) "
             f"OR c.organization_id IN (SELECT id FROM gone_organizations))",
         )
-        self._changes(
-            _row_changes(
+        self.changes(
+            row_changes(
                 "delta_teams",
                 TEAM_TRACKED,
                 TEAM_CONTEXT,
@@ -256,20 +218,20 @@ class _Diff:
                 kind_of=lambda column: "team_updated",
             )
         )
-        self._changes(
+        self.changes(
             f"SELECT 'team_removed', {TEAM_CONTEXT}, NULL, NULL, NULL FROM gone_teams d "
             "ORDER BY ord"
         )
         columns = ("provider", "id", *TEAM_TRACKED, "first_seen_at", "removed_at")
-        self._execute(
-            _upsert_sql(
+        self.execute(
+            upsert_sql(
                 "teams",
                 columns,
                 f"SELECT :provider, id, {', '.join(TEAM_TRACKED)}, "
                 f"COALESCE(first_seen_at, :stamp), NULL FROM delta_teams WHERE true",
             )
         )
-        self._execute(
+        self.execute(
             "UPDATE teams SET removed_at = :stamp WHERE provider = :provider "
             "AND id IN (SELECT id FROM gone_teams)"
         )
@@ -277,19 +239,19 @@ class _Diff:
     # -- users ---------------------------------------------------------------------------------
 
     def _users(self) -> None:
-        differs = _differs(USER_TRACKED)
-        self._temp(
+        user_differs = differs(USER_TRACKED)
+        self.temp(
             "delta_users",
             f"SELECT s.*, c.first_seen_at, "
             f"(c.id IS NULL OR c.removed_at IS NOT NULL) AS added, "
-            f"(c.id IS NOT NULL AND c.removed_at IS NULL AND {differs}) AS changed, "
+            f"(c.id IS NOT NULL AND c.removed_at IS NULL AND {user_differs}) AS changed, "
             + ", ".join(f"c.{column} AS old_{column}" for column in USER_TRACKED)
             + f" FROM {SNAP_USERS} s LEFT JOIN users c ON c.provider = :provider AND c.id = s.id "
-            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {differs} "
+            f"WHERE c.id IS NULL OR c.removed_at IS NOT NULL OR {user_differs} "
             f"OR c.created_at IS NOT s.created_at",
         )
-        self._changes(
-            _row_changes(
+        self.changes(
+            row_changes(
                 "delta_users",
                 USER_TRACKED,
                 USER_CONTEXT,
@@ -299,18 +261,18 @@ class _Diff:
                 unless={"provider_status": "d.old_status IS NOT d.status"},
             )
         )
-        self._execute(
+        self.execute(
             "UPDATE user_versions SET valid_to = :stamp WHERE provider = :provider "
             "AND valid_to IS NULL AND id IN (SELECT id FROM delta_users WHERE changed)"
         )
         tracked = ", ".join(USER_TRACKED)
-        self._execute(
+        self.execute(
             f"INSERT INTO user_versions (provider, id, {tracked}, valid_from, valid_to, run_id) "
             f"SELECT :provider, id, {tracked}, :stamp, NULL, :run FROM delta_users "
             f"WHERE added OR changed ORDER BY ord"
         )
-        self._execute(
-            _upsert_sql(
+        self.execute(
+            upsert_sql(
                 "users",
                 ("provider", "id", *USER_TRACKED, "created_at", "first_seen_at", "removed_at"),
                 f"SELECT :provider, id, {tracked}, created_at, COALESCE(first_seen_at, :stamp), "
@@ -323,7 +285,7 @@ class _Diff:
     def _memberships(self) -> None:
         # In key order (the snapshot's primary key gives it for free), so that a delta row's
         # rowid is its key order and the version and membership indexes grow at their ends.
-        self._temp(
+        self.temp(
             "delta_memberships",
             f"SELECT s.*, c.role AS old_role, c.first_seen_at, "
             f"(c.user_id IS NULL OR c.removed_at IS NOT NULL) AS added "
@@ -335,7 +297,7 @@ class _Diff:
         )
         # Gone: absent from the snapshot, and either its resource is gone or a completed scope
         # covers it (for the user's account type, as the snapshot or the last run saw it).
-        self._temp(
+        self.temp(
             "gone_memberships",
             f"SELECT c.rowid AS ord, c.resource_type, c.resource_id, c.user_id "
             f"FROM memberships c WHERE c.provider = :provider AND c.removed_at IS NULL "
@@ -351,8 +313,8 @@ class _Diff:
             f"AND (m.account_type IS NULL OR m.account_type = (SELECT account_type FROM users u "
             f"WHERE u.provider = :provider AND u.id = c.user_id))))",
         )
-        self._changes(
-            _row_changes(
+        self.changes(
+            row_changes(
                 "delta_memberships",
                 ("role",),
                 MEMBERSHIP_CONTEXT,
@@ -360,38 +322,38 @@ class _Diff:
                 kind_of=lambda column: "role_changed",
             )
         )
-        self._changes(
+        self.changes(
             f"SELECT 'membership_removed', {MEMBERSHIP_CONTEXT}, NULL, NULL, NULL "
             "FROM gone_memberships d ORDER BY ord"
         )
         key = ", ".join(MEMBERSHIP_KEY)
-        self._execute(
+        self.execute(
             f"UPDATE membership_versions SET valid_to = :stamp WHERE provider = :provider "
             f"AND valid_to IS NULL AND ({key}) IN ("
             f"SELECT {key} FROM delta_memberships WHERE NOT added "
             f"UNION ALL SELECT {key} FROM gone_memberships)"
         )
-        self._execute(
+        self.execute(
             f"INSERT INTO membership_versions (provider, {key}, role, valid_from, valid_to, "
             f"run_id) SELECT :provider, {key}, role, :stamp, NULL, :run FROM delta_memberships "
             f"ORDER BY rowid"
         )
-        self._execute(
-            _upsert_sql(
+        self.execute(
+            upsert_sql(
                 "memberships",
                 ("provider", *MEMBERSHIP_KEY, "role", "first_seen_at", "removed_at"),
                 f"SELECT :provider, {key}, role, COALESCE(first_seen_at, :stamp), NULL "
                 f"FROM delta_memberships WHERE true ORDER BY rowid",
             )
         )
-        self._execute(
+        self.execute(
             f"UPDATE memberships SET removed_at = :stamp WHERE provider = :provider "
             f"AND ({key}) IN (SELECT {key} FROM gone_memberships)"
         )
 
     def _users_without_memberships(self) -> None:
         """A user the snapshot did not list has left once none of their memberships is left."""
-        self._temp(
+        self.temp(
             "gone_users",
             f"SELECT c.rowid AS ord, c.id, c.email FROM users c "
             f"WHERE c.provider = :provider AND c.removed_at IS NULL "
@@ -399,45 +361,15 @@ class _Diff:
             f"AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.provider = :provider "
             f"AND m.user_id = c.id AND m.removed_at IS NULL)",
         )
-        self._changes(
+        self.changes(
             f"SELECT 'user_removed', {USER_CONTEXT}, NULL, NULL, NULL FROM gone_users d "
             "ORDER BY ord"
         )
-        self._execute(
+        self.execute(
             "UPDATE users SET removed_at = :stamp WHERE provider = :provider "
             "AND id IN (SELECT id FROM gone_users)"
         )
-        self._execute(
+        self.execute(
             "UPDATE user_versions SET valid_to = :stamp WHERE provider = :provider "
             "AND valid_to IS NULL AND id IN (SELECT id FROM gone_users)"
         )
-
-
-def _row_changes(
-    delta: str,
-    columns: tuple[str, ...],
-    context: str,
-    *,
-    added: str,
-    kind_of: Callable[[str], str],
-    unless: dict[str, str] | None = None,
-) -> str:
-    """The change rows of a delta table, in snapshot order: ``added`` for a key that is new or
-    back, else one row per tracked column that differs (``unless`` names a column whose
-    difference another row already says, and when)."""
-    parts = [
-        f"SELECT '{added}' AS kind, {context}, NULL AS field, NULL AS old_value, "
-        f"NULL AS new_value, d.ord AS ord, -1 AS col FROM {delta} d WHERE d.added"
-    ]
-    for n, column in enumerate(columns):
-        condition = f"NOT d.added AND d.old_{column} IS NOT d.{column}"
-        if unless and column in unless:
-            condition += f" AND NOT ({unless[column]})"
-        parts.append(
-            f"SELECT '{kind_of(column)}', {context}, '{column}', CAST(d.old_{column} AS TEXT), "
-            f"CAST(d.{column} AS TEXT), d.ord, {n} FROM {delta} d WHERE {condition}"
-        )
-    return (
-        "SELECT kind, user_id, email, resource_type, resource_id, resource_name, field, "
-        f"old_value, new_value FROM ({' UNION ALL '.join(parts)}) ORDER BY ord, col"
-    )

@@ -15,6 +15,17 @@ TABLES = {
     "user_versions": "Type-2 history of users: the values valid from `valid_from` until "
     "`valid_to`.",
     "membership_versions": "Type-2 history of memberships and their roles.",
+    "roles": "Scalr roles, system and custom, with their permissions; removed roles keep "
+    "their row.",
+    "grants": "Who holds which role on what: a role on the Scalr account, an environment or a "
+    "workspace (from access policies), or a PlanetScale team's database access.",
+    "grant_versions": "Presence history of grants: held from `valid_from` until `valid_to`.",
+    "credentials": "Non-human credentials (Scalr service-account access tokens) and their last "
+    "use. Never the token itself.",
+    "baselines": "Which kinds of access record each provider has baselined, and in which run: "
+    "rows of a kind first read by that run were recorded without change rows.",
+    "effective_grants": "Every current grant, a team's grant expanded to each current member of "
+    "the team (`via_team_*` NULL for a direct grant).",
 }
 
 COLUMNS = {
@@ -64,6 +75,39 @@ COLUMNS = {
     "changes.field": "the column that changed; NULL for `*_added` / `*_removed`",
     "changes.old_value": "the value before, as text",
     "changes.new_value": "the value after, as text",
+    "changes.detail": "JSON with what a grant row needs beyond its columns (`principal_type`, "
+    "`principal_id`, `principal_name`, `role_id`); NULL on every other row",
+    "roles.id": "Scalr `role-…`",
+    "roles.name": "the role's name",
+    "roles.description": "the role's description",
+    "is_system": "1 for a role Scalr defines, 0 for one of the account",
+    "permissions": "the role's permission ids (`*:read`, `accounts:update`, …), sorted, joined "
+    "with `,`",
+    "grants.resource_type": "`organization` (the Scalr account), `environment`, `workspace` or "
+    "`database`",
+    "grants.resource_id": "the granted resource's id (`acc-…`, `env-…`, `ws-…`, a database id)",
+    "grant_versions.resource_type": "`organization`, `environment`, `workspace` or `database`",
+    "grant_versions.resource_id": "the granted resource's id",
+    "resource_name": "the resource's current name",
+    "principal_type": "`user` (a human or a service account) or `team`",
+    "principal_id": "`users.id` or `teams.id`",
+    "role_id": "Scalr `role-…`, or PlanetScale's word `admin` / `analyst`",
+    "grants.role": "the role's name (its last known name once the role is gone)",
+    "binding_id": "the Scalr access policy (`ap-…`) it came from; informative only",
+    "credentials.id": "the token's id",
+    "owner_type": "`user`",
+    "owner_id": "the owning service account (`users.id`, `sa-…`)",
+    "credentials.name": "the token's name",
+    "credentials.description": "the token's description",
+    "credentials.created_at": "when the provider says the token was created",
+    "expires_at": "when the token expires; NULL if never",
+    "last_used_at": "when the token was last used; NULL if never",
+    "baselines.kind": "`roles`, `grants` or `credentials`",
+    "baselines.run_id": "the run that baselined the kind",
+    "baselined_at": "that run's `started_at`",
+    "effective_grants.user_id": "the user holding the role (`users.id`)",
+    "via_team_id": "the team the role comes through; NULL for a direct grant",
+    "via_team_name": "that team's name",
 }
 
 

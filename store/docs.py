@@ -24,9 +24,10 @@ def schema_markdown() -> str:
         conn = sqlite3.connect(path)
         try:
             lines = []
-            for table in schema.TABLES:
+            for table in (*schema.TABLES, *schema.VIEWS):
+                view = " (view)" if table in schema.VIEWS else ""
                 lines += [
-                    f"### `{table}`",
+                    f"### `{table}`{view}",
                     "",
                     descriptions.TABLES[table],
                     "",

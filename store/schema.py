@@ -2,6 +2,11 @@
 
 Auditors query these tables directly, so the shape is a promise: a new column or table is a new
 migration appended below, never an edit of an old one. ``tests/test_schema.py`` pins the result.
+
+``TABLES`` is the shape of today's schema. Each table says the release that created it
+(``since``, 1 when absent) and any column added by a later one (``added``), so each migration
+creates exactly what its release added, from the same declaration the README and Datasette use:
+a new database runs every migration in order and ends up with the same shape as one upgraded.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ USER_PRESENCE = {"created_at": TEXT, "first_seen_at": TEXT, "removed_at": TEXT}
 MEMBERSHIP_KEY = {"provider": TEXT, "resource_type": TEXT, "resource_id": TEXT, "user_id": TEXT}
 #: When a version's values held, and the run that saw them first.
 VALIDITY = {"valid_from": TEXT, "valid_to": TEXT, "run_id": INTEGER}
+#: "Principal P holds role R on resource X": a grant's identity, in its row and its versions.
+GRANT_KEY = {
+    "provider": TEXT,
+    "resource_type": TEXT,
+    "resource_id": TEXT,
+    "principal_type": TEXT,
+    "principal_id": TEXT,
+    "role_id": TEXT,
+}
+#: Release 2 recorded access beyond membership: roles, grants, credentials.
+ACCESS_RELEASE = 2
 
 #: Every public table, its columns in order, and its primary key. Kept as data so the README,
 #: the schema test and the Datasette metadata can all be generated from the one source.
@@ -97,9 +113,11 @@ TABLES: dict[str, dict] = {
             "field": TEXT,
             "old_value": TEXT,
             "new_value": TEXT,
+            "detail": TEXT,
         },
         "pk": "id",
         "foreign_keys": [("run_id", "sync_runs", "id")],
+        "added": {"detail": ACCESS_RELEASE},
     },
     "user_versions": {
         "columns": {"provider": TEXT, "id": TEXT, **USER_VALUES, **VALIDITY},
@@ -111,10 +129,71 @@ TABLES: dict[str, dict] = {
         "pk": (*MEMBERSHIP_KEY, "valid_from"),
         "foreign_keys": [("run_id", "sync_runs", "id")],
     },
+    "roles": {
+        "columns": {
+            "provider": TEXT,
+            "id": TEXT,
+            "name": TEXT,
+            "description": TEXT,
+            "is_system": INTEGER,
+            "permissions": TEXT,
+            "first_seen_at": TEXT,
+            "removed_at": TEXT,
+        },
+        "pk": ("provider", "id"),
+        "since": ACCESS_RELEASE,
+    },
+    "grants": {
+        "columns": {
+            "provider": TEXT,
+            "resource_type": TEXT,
+            "resource_id": TEXT,
+            "resource_name": TEXT,
+            "principal_type": TEXT,
+            "principal_id": TEXT,
+            "role_id": TEXT,
+            "role": TEXT,
+            "binding_id": TEXT,
+            "first_seen_at": TEXT,
+            "removed_at": TEXT,
+        },
+        "pk": tuple(GRANT_KEY),
+        "since": ACCESS_RELEASE,
+    },
+    "grant_versions": {
+        "columns": {**GRANT_KEY, **VALIDITY},
+        "pk": (*GRANT_KEY, "valid_from"),
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+        "since": ACCESS_RELEASE,
+    },
+    "credentials": {
+        "columns": {
+            "provider": TEXT,
+            "id": TEXT,
+            "owner_type": TEXT,
+            "owner_id": TEXT,
+            "name": TEXT,
+            "description": TEXT,
+            "created_at": TEXT,
+            "expires_at": TEXT,
+            "last_used_at": TEXT,
+            "first_seen_at": TEXT,
+            "removed_at": TEXT,
+        },
+        "pk": ("provider", "id"),
+        "since": ACCESS_RELEASE,
+    },
+    "baselines": {
+        "columns": {"provider": TEXT, "kind": TEXT, "run_id": INTEGER, "baselined_at": TEXT},
+        "pk": ("provider", "kind"),
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+        "since": ACCESS_RELEASE,
+    },
 }
 
-#: Indexes for the audit questions: "as of T", "what changed when", "who is in org X".
-INDEXES: list[tuple[str, list[str]]] = [
+#: Indexes for the audit questions: "as of T", "what changed when", "who is in org X"; each with
+#: the release that added it.
+INDEXES: list[tuple[str, list[str]] | tuple[str, list[str], int]] = [
     ("sync_runs", ["provider", "started_at"]),
     ("users", ["email"]),
     ("users", ["provider", "last_sign_in_at"]),
@@ -127,22 +206,66 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("user_versions", ["valid_from", "valid_to"]),
     ("membership_versions", ["provider", "user_id", "valid_from"]),
     ("membership_versions", ["resource_type", "resource_id", "valid_from"]),
+    ("grants", ["provider", "principal_type", "principal_id"], ACCESS_RELEASE),
+    ("grant_versions", ["provider", "principal_id", "valid_from"], ACCESS_RELEASE),
+    ("grant_versions", ["resource_type", "resource_id", "valid_from"], ACCESS_RELEASE),
+    ("credentials", ["provider", "owner_id"], ACCESS_RELEASE),
 ]
+
+#: Views over the tables, each with the release that added it. ``effective_grants``: every
+#: current grant, a team's grant expanded to each current member of the team.
+VIEWS: dict[str, tuple[str, int]] = {
+    "effective_grants": (
+        "SELECT g.provider, g.principal_id AS user_id, u.email, g.resource_type, g.resource_id, "
+        "g.resource_name, g.role_id, g.role, NULL AS via_team_id, NULL AS via_team_name "
+        "FROM grants g LEFT JOIN users u ON u.provider = g.provider AND u.id = g.principal_id "
+        "WHERE g.removed_at IS NULL AND g.principal_type = 'user' "
+        "UNION ALL "
+        "SELECT g.provider, m.user_id, u.email, g.resource_type, g.resource_id, "
+        "g.resource_name, g.role_id, g.role, t.id, t.name "
+        "FROM grants g JOIN teams t ON t.provider = g.provider AND t.id = g.principal_id "
+        "JOIN memberships m ON m.provider = g.provider AND m.resource_type = 'team' "
+        "AND m.resource_id = t.id AND m.removed_at IS NULL "
+        "LEFT JOIN users u ON u.provider = g.provider AND u.id = m.user_id "
+        "WHERE g.removed_at IS NULL AND g.principal_type = 'team'",
+        ACCESS_RELEASE,
+    ),
+}
 
 migrations = Migrations("accesstrail")
 
 
 @migrations()
 def m001_public_schema(db: sqlite_utils.Database) -> None:
+    _create_release(db, 1)
+
+
+@migrations()
+def m002_access(db: sqlite_utils.Database) -> None:
+    """Roles, grants and their versions, credentials, per-kind baselines, ``changes.detail``."""
+    _create_release(db, ACCESS_RELEASE)
+
+
+def _create_release(db: sqlite_utils.Database, release: int) -> None:
+    """Create the tables, columns, indexes and views that ``release`` added to the schema."""
     for name, spec in TABLES.items():
-        db.table(name).create(
-            spec["columns"],
-            pk=spec["pk"],
-            not_null=set(_key_columns(spec["pk"])),
-            foreign_keys=spec.get("foreign_keys"),
-        )
-    for table, columns in INDEXES:
-        db.table(table).create_index(columns)
+        added = spec.get("added", {})
+        if spec.get("since", 1) == release:
+            db.table(name).create(
+                {c: t for c, t in spec["columns"].items() if added.get(c, release) <= release},
+                pk=spec["pk"],
+                not_null=set(_key_columns(spec["pk"])),
+                foreign_keys=spec.get("foreign_keys"),
+            )
+        for column, since in added.items():
+            if since == release and spec.get("since", 1) < release:
+                db.table(name).add_column(column, spec["columns"][column])
+    for table, columns, *since in INDEXES:
+        if (since[0] if since else 1) == release:
+            db.table(table).create_index(columns)
+    for view, (sql, since_view) in VIEWS.items():
+        if since_view == release:
+            db.create_view(view, sql)
 
 
 def _key_columns(pk) -> tuple[str, ...]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import sqlite3
+from pathlib import Path
 
 from store import schema
 
@@ -96,6 +98,7 @@ EXPECTED: dict[str, dict] = {
             ("field", "TEXT"),
             ("old_value", "TEXT"),
             ("new_value", "TEXT"),
+            ("detail", "TEXT"),
         ],
         "pk": ["id"],
     },
@@ -129,6 +132,104 @@ EXPECTED: dict[str, dict] = {
         ],
         "pk": ["provider", "resource_type", "resource_id", "user_id", "valid_from"],
     },
+    "roles": {
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("name", "TEXT"),
+            ("description", "TEXT"),
+            ("is_system", "INTEGER"),
+            ("permissions", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
+        "pk": ["provider", "id"],
+    },
+    "grants": {
+        "columns": [
+            ("provider", "TEXT"),
+            ("resource_type", "TEXT"),
+            ("resource_id", "TEXT"),
+            ("resource_name", "TEXT"),
+            ("principal_type", "TEXT"),
+            ("principal_id", "TEXT"),
+            ("role_id", "TEXT"),
+            ("role", "TEXT"),
+            ("binding_id", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
+        "pk": [
+            "provider",
+            "resource_type",
+            "resource_id",
+            "principal_type",
+            "principal_id",
+            "role_id",
+        ],
+    },
+    "grant_versions": {
+        "columns": [
+            ("provider", "TEXT"),
+            ("resource_type", "TEXT"),
+            ("resource_id", "TEXT"),
+            ("principal_type", "TEXT"),
+            ("principal_id", "TEXT"),
+            ("role_id", "TEXT"),
+            ("valid_from", "TEXT"),
+            ("valid_to", "TEXT"),
+            ("run_id", "INTEGER"),
+        ],
+        "pk": [
+            "provider",
+            "resource_type",
+            "resource_id",
+            "principal_type",
+            "principal_id",
+            "role_id",
+            "valid_from",
+        ],
+    },
+    "credentials": {
+        "columns": [
+            ("provider", "TEXT"),
+            ("id", "TEXT"),
+            ("owner_type", "TEXT"),
+            ("owner_id", "TEXT"),
+            ("name", "TEXT"),
+            ("description", "TEXT"),
+            ("created_at", "TEXT"),
+            ("expires_at", "TEXT"),
+            ("last_used_at", "TEXT"),
+            ("first_seen_at", "TEXT"),
+            ("removed_at", "TEXT"),
+        ],
+        "pk": ["provider", "id"],
+    },
+    "baselines": {
+        "columns": [
+            ("provider", "TEXT"),
+            ("kind", "TEXT"),
+            ("run_id", "INTEGER"),
+            ("baselined_at", "TEXT"),
+        ],
+        "pk": ["provider", "kind"],
+    },
+}
+#: Views an auditor queries, with their columns in order.
+EXPECTED_VIEWS = {
+    "effective_grants": [
+        "provider",
+        "user_id",
+        "email",
+        "resource_type",
+        "resource_id",
+        "resource_name",
+        "role_id",
+        "role",
+        "via_team_id",
+        "via_team_name",
+    ],
 }
 
 
@@ -254,3 +355,23 @@ def test_connect_creates_a_missing_parent_directory(tmp_path):
     with migrated(path) as conn:
         assert path.is_file()
         assert public_tables(conn) == sorted(EXPECTED)
+
+
+def test_views_are_exactly_the_promised_views_with_their_columns(db_path):
+    with migrated(db_path) as conn:
+        views = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")]
+        assert sorted(views) == sorted(EXPECTED_VIEWS)
+        for view, expected in EXPECTED_VIEWS.items():
+            assert [row[1] for row in conn.execute(f"PRAGMA table_info({view})")] == expected
+
+
+def test_a_new_database_and_an_upgraded_one_have_the_same_schema(db_path, tmp_path):
+    """Each migration creates what its release added: the order of creation cannot show."""
+    upgraded = tmp_path / "upgraded.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "db-before-access.db", upgraded)
+    schema.connect(db_path).close()
+    schema.connect(upgraded).close()
+    fresh, old = schema_of(db_path), schema_of(upgraded)
+    assert {t: (s["columns"], s["pk"]) for t, s in fresh.items()} == {
+        t: (s["columns"], s["pk"]) for t, s in old.items()
+    }
