@@ -14,6 +14,7 @@ What the diff decides (``docs/sync-rules.md#what-a-change-implies``):
   version;
 * a key missing from a *completed* scope → ``*_removed``, ``removed_at`` set, version closed.
 The first run of a provider that applies anything is its baseline: rows and versions, no changes.
+Roles, grants and credentials follow, with a baseline of their own (``store/apply_access.py``).
 
 Each entity is diffed in the same three steps: a ``delta_*`` TEMP table of the keys that differ
 (computed against the state before any write), the change rows (unless this is the baseline),
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 import sqlite_utils
 
 from store import runs
+from store.apply_access import AccessDiff, access_baselines
 from store.diffsql import Statements, differs, row_changes, upsert_sql
 from store.model import Snapshot
 from store.schema import USER_VALUES
@@ -79,6 +81,7 @@ def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run)
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
         snapshot.staging.settle()
         _Diff(db, snapshot, run, baseline).run()
+        AccessDiff(db, snapshot, run, access_baselines(db, snapshot.provider, baseline)).run()
         counted = db.execute(
             "SELECT kind, COUNT(*) FROM changes WHERE run_id = ? GROUP BY kind", [run.id]
         ).fetchall()

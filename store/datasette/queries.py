@@ -56,4 +56,52 @@ where s.provider = 'scalr' and s.removed_at is not null
 order by s.removed_at desc
 """,
     },
+    "access_as_of": {
+        "title": "Who could do what at a given time?",
+        "description": "Every membership and every grant valid at :at (a date such as "
+        "2026-03-01, meaning its start in UTC, or a full UTC stamp); a team's grant is listed "
+        "for each member the team had then (via_team). Names are today's.",
+        "sql": """
+with t as (select case when length(:at) = 10 then :at || 'T00:00:00.000Z' else :at end as at),
+held as (
+  select m.provider, m.user_id, m.resource_type, m.resource_id, m.role, null as role_id,
+         null as via_team_id
+  from t join membership_versions m
+    on m.valid_from <= t.at and (m.valid_to is null or m.valid_to > t.at)
+  union all
+  select g.provider, g.principal_id, g.resource_type, g.resource_id, null, g.role_id, null
+  from t join grant_versions g
+    on g.valid_from <= t.at and (g.valid_to is null or g.valid_to > t.at)
+  where g.principal_type = 'user'
+  union all
+  select g.provider, m.user_id, g.resource_type, g.resource_id, null, g.role_id, g.principal_id
+  from t join grant_versions g
+    on g.valid_from <= t.at and (g.valid_to is null or g.valid_to > t.at)
+  join membership_versions m on m.provider = g.provider and m.resource_type = 'team'
+    and m.resource_id = g.principal_id
+    and m.valid_from <= t.at and (m.valid_to is null or m.valid_to > t.at)
+  where g.principal_type = 'team'
+)
+select h.provider, coalesce(v.email, u.email) as email, h.user_id, h.resource_type,
+  h.resource_id,
+  coalesce(o.name, tm.name, gr.resource_name) as resource_name,
+  coalesce(h.role, gr.role, h.role_id) as role, h.role_id,
+  h.via_team_id, vt.name as via_team_name
+from t join held h
+left join user_versions v on v.provider = h.provider and v.id = h.user_id
+  and v.valid_from <= t.at and (v.valid_to is null or v.valid_to > t.at)
+left join users u on u.provider = h.provider and u.id = h.user_id
+left join organizations o on h.resource_type = 'organization' and h.role_id is null
+  and o.provider = h.provider and o.id = h.resource_id
+left join teams tm on h.resource_type = 'team' and tm.provider = h.provider
+  and tm.id = h.resource_id
+left join grants gr on h.role_id is not null and gr.provider = h.provider
+  and gr.resource_type = h.resource_type and gr.resource_id = h.resource_id
+  and gr.role_id = h.role_id
+  and gr.principal_type = case when h.via_team_id is null then 'user' else 'team' end
+  and gr.principal_id = coalesce(h.via_team_id, h.user_id)
+left join teams vt on vt.provider = h.provider and vt.id = h.via_team_id
+order by h.provider, email, h.resource_type, h.resource_id, role
+""",
+    },
 }
