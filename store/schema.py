@@ -214,10 +214,22 @@ INDEXES: list[tuple[str, list[str]] | tuple[str, list[str], int]] = [
 
 #: Views over the tables, each with the release that added it. ``effective_grants``: every
 #: current grant, a team's grant expanded to each current member of the team.
-VIEWS: dict[str, tuple[str, int]] = {
-    "effective_grants": (
-        "SELECT g.provider, g.principal_id AS user_id, u.email, g.resource_type, g.resource_id, "
-        "g.resource_name, g.role_id, g.role, NULL AS via_team_id, NULL AS via_team_name "
+VIEWS: dict[str, dict] = {
+    "effective_grants": {
+        "columns": (
+            "provider",
+            "user_id",
+            "email",
+            "resource_type",
+            "resource_id",
+            "resource_name",
+            "role_id",
+            "role",
+            "via_team_id",
+            "via_team_name",
+        ),
+        "sql": "SELECT g.provider, g.principal_id AS user_id, u.email, g.resource_type, "
+        "g.resource_id, g.resource_name, g.role_id, g.role, NULL AS via_team_id, NULL AS via_team_name "
         "FROM grants g LEFT JOIN users u ON u.provider = g.provider AND u.id = g.principal_id "
         "WHERE g.removed_at IS NULL AND g.principal_type = 'user' "
         "UNION ALL "
@@ -228,8 +240,8 @@ VIEWS: dict[str, tuple[str, int]] = {
         "AND m.resource_id = t.id AND m.removed_at IS NULL "
         "LEFT JOIN users u ON u.provider = g.provider AND u.id = m.user_id "
         "WHERE g.removed_at IS NULL AND g.principal_type = 'team'",
-        ACCESS_RELEASE,
-    ),
+        "since": ACCESS_RELEASE,
+    },
 }
 
 migrations = Migrations("accesstrail")
@@ -263,9 +275,9 @@ def _create_release(db: sqlite_utils.Database, release: int) -> None:
     for table, columns, *since in INDEXES:
         if (since[0] if since else 1) == release:
             db.table(table).create_index(columns)
-    for view, (sql, since_view) in VIEWS.items():
-        if since_view == release:
-            db.create_view(view, sql)
+    for view, spec in VIEWS.items():
+        if spec["since"] == release:
+            db.create_view(view, spec["sql"])
 
 
 def _key_columns(pk) -> tuple[str, ...]:

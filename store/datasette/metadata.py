@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from store import descriptions
 from store.datasette.queries import QUERIES
-from store.schema import TABLES
+from store.schema import TABLES, VIEWS
 
 
 def build_metadata(database_name: str) -> dict:
@@ -20,6 +20,19 @@ def build_metadata(database_name: str) -> dict:
         }
         for name in TABLES
     }
+    tables.update(
+        {
+            name: {
+                "description": descriptions.TABLES[name],
+                "columns": {
+                    column: descriptions.column_description(name, column)
+                    for column in view["columns"]
+                    if descriptions.column_description(name, column)
+                },
+            }
+            for name, view in VIEWS.items()
+        }
+    )
     return {
         "title": "accesstrail",
         "description": "Who can get into the organisation's Scalr and PlanetScale accounts, and "
