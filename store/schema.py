@@ -229,7 +229,8 @@ VIEWS: dict[str, dict] = {
             "via_team_name",
         ),
         "sql": "SELECT g.provider, g.principal_id AS user_id, u.email, g.resource_type, "
-        "g.resource_id, g.resource_name, g.role_id, g.role, NULL AS via_team_id, NULL AS via_team_name "
+        "g.resource_id, g.resource_name, g.role_id, g.role, NULL AS via_team_id, "
+        "NULL AS via_team_name "
         "FROM grants g LEFT JOIN users u ON u.provider = g.provider AND u.id = g.principal_id "
         "WHERE g.removed_at IS NULL AND g.principal_type = 'user' "
         "UNION ALL "
