@@ -233,6 +233,11 @@ def snapshot_tables(db_path: Path) -> dict[str, list[tuple]]:
         "changes",
         "user_versions",
         "membership_versions",
+        "roles",
+        "grants",
+        "grant_versions",
+        "credentials",
+        "baselines",
     ]
     conn = sqlite3.connect(db_path)
     try:
