@@ -34,8 +34,7 @@ from daemon.simulate.scalr.world import (
     ScalrTeam,
     ScalrUser,
     ScalrWorkspace,
-    scope_exists,
-    subject_exists,
+    live_policies,
 )
 from daemon.simulate.server import (
     BadParameter,
@@ -766,16 +765,7 @@ class ScalrSimulator(SimServer):
         """Policies whose subject, scope and roles all exist, in id order, that pass the filters."""
         if not self._account_filter_matches(request):
             return []
-        s = self.state
-        return [
-            p
-            for p in (s.access_policies[k] for k in sorted(s.access_policies))
-            if subject_exists(s, p.subject_kind, p.subject_id)
-            and scope_exists(s, p.scope_kind, p.scope_id)
-            and p.role_ids
-            and all(r in s.roles for r in p.role_ids)
-            and self._policy_matches(request, p)
-        ]
+        return [p for p in live_policies(self.state) if self._policy_matches(request, p)]
 
     def _policy_includes(
         self, includes: set[str], page: list[dict[str, Any]]

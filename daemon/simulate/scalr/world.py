@@ -308,6 +308,19 @@ def subject_exists(state: ScalrState, kind: str, ident: str) -> bool:
     return ident in pool
 
 
+def live_policies(state: ScalrState) -> list[ScalrAccessPolicy]:
+    """The policies the account serves, in id order: subject, scope and every role exist."""
+    policies = (state.access_policies[k] for k in sorted(state.access_policies))
+    return [
+        p
+        for p in policies
+        if subject_exists(state, p.subject_kind, p.subject_id)
+        and scope_exists(state, p.scope_kind, p.scope_id)
+        and p.role_ids
+        and all(r in state.roles for r in p.role_ids)
+    ]
+
+
 def forget_subject(state: ScalrState, kind: str, ident: str) -> None:
     """Drop a removed subject's policies (and a service account's tokens), as Scalr does."""
     for key in [
