@@ -3,7 +3,9 @@
 A sync that makes more requests than these repeats or wastes some; one that makes fewer cannot
 have read everything. The list follows ``docs/sync-rules.md``, endpoint by endpoint:
 Scalr's account lookup by name, then every page of account-users (with their users and teams),
-service accounts and teams; PlanetScale's organisations, each organisation's members and teams,
+service accounts and teams, and, where the product reads them (:class:`ScalrReads`), every page
+of roles and access policies and of each service account's access tokens; PlanetScale's
+organisations, each organisation's members and teams,
 and each team's members. A listing always costs at least its first page, even when empty. The
 same list is what the floor fetches, with the parameters the client sends.
 """
@@ -11,11 +13,12 @@ same list is what the floor fetches, with the parameters the client sends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import quote
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import live_policies
 
 PAGE_SIZE = 100
 SCALR_API = "/api/iacp/v3"
@@ -41,8 +44,39 @@ def _listing(path: str, count: int, number: str, size: str, **fixed: str) -> lis
     ]
 
 
-def scalr_pages(sim: ScalrSimulator) -> list[PageRequest]:
+@dataclass(frozen=True)
+class ScalrReads:
+    """Which of Scalr's optional listings a sync reads (``SCALR_READ_ACCESS_POLICIES``,
+    ``SCALR_READ_TOKENS``); both on by default, as the contract has them."""
+
+    access_policies: bool = True
+    tokens: bool = True
+
+    @classmethod
+    def of_product(cls, config: dict[str, str]) -> ScalrReads:
+        """What the installed product would read with ``config``.
+
+        The product's Scalr settings say it in boolean fields (one naming access policies, one
+        naming tokens); a release without such fields reads neither listing.
+        """
+        from daemon.config import load_settings
+
+        settings = load_settings(environ=config, read_default_env_file=False)
+        scalr = settings.providers.get("scalr")
+        flags = {
+            f.name: getattr(scalr, f.name)
+            for f in (fields(scalr) if scalr is not None else ())
+            if isinstance(getattr(scalr, f.name), bool)
+        }
+        return cls(
+            access_policies=any(v for k, v in flags.items() if "polic" in k or "access" in k),
+            tokens=any(v for k, v in flags.items() if "token" in k),
+        )
+
+
+def scalr_pages(sim: ScalrSimulator, reads: ScalrReads | None = None) -> list[PageRequest]:
     state = sim.state
+    reads = reads if reads is not None else ScalrReads()
     account = {"filter[account]": state.account_id}
 
     def listing(resource: str, count: int, **extra: str) -> list[PageRequest]:
@@ -50,12 +84,25 @@ def scalr_pages(sim: ScalrSimulator) -> list[PageRequest]:
         return _listing(path, count, "page[number]", "page[size]", **account, **extra)
 
     lookup = PageRequest(f"{SCALR_API}/accounts", (("filter[name]", state.account_name),))
-    return [
+    pages = [
         lookup,
         *listing("account-users", len(state.users), include="user,teams"),
         *listing("service-accounts", len(state.service_accounts)),
         *listing("teams", len(state.teams)),
     ]
+    if reads.access_policies:
+        roles = f"{SCALR_API}/roles"
+        filter_roles = {"filter[account]": f"in:null,{state.account_id}"}
+        pages += _listing(roles, len(state.roles), "page[number]", "page[size]", **filter_roles)
+        pages += listing(
+            "access-policies", len(live_policies(state)), include="environment,workspace"
+        )
+    if reads.tokens:
+        for sa_id in sorted(state.service_accounts):
+            path = f"{SCALR_API}/service-accounts/{sa_id}/access-tokens"
+            count = len(state.access_tokens.get(sa_id, {}))
+            pages += _listing(path, count, "page[number]", "page[size]")
+    return pages
 
 
 def planetscale_pages(sim: PlanetScaleSimulator) -> list[PageRequest]:

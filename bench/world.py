@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.minimum import PageRequest, planetscale_pages, scalr_pages
+from bench.minimum import PageRequest, ScalrReads, planetscale_pages, scalr_pages
 from daemon.simulate import bulk
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import PlanetScaleState
@@ -88,8 +88,9 @@ def _serve(pipe, users: int, latency_s: float, limit: bool, seed: int) -> None:
         sim.enable_cache()
         sim.start()
     ps_sim.rate_limit_per_minute = PS_LIMIT_PER_MINUTE if limit else None
-    pipe.send(_config(scalr, ps, scalr_sim, ps_sim))
-    commands = _commands(scalr_sim, ps_sim, rng)
+    config = _config(scalr, ps, scalr_sim, ps_sim)
+    pipe.send(config)
+    commands = _commands(scalr_sim, ps_sim, rng, ScalrReads.of_product(config))
     try:
         while True:
             name, *args = pipe.recv()
@@ -111,13 +112,18 @@ def _config(
         "SCALR_API_TOKEN": scalr.token,
         "SCALR_ACCOUNT": scalr.account_name,
         "SCALR_BASE_URL": scalr_sim.url,
+        "SCALR_READ_ACCESS_POLICIES": "true",
+        "SCALR_READ_TOKENS": "true",
         "PLANETSCALE_SERVICE_TOKEN": f"{ps.token_id}:{ps.token_secret}",
         "PLANETSCALE_API_URL": ps_sim.url,
     }
 
 
 def _commands(
-    scalr_sim: ScalrSimulator, ps_sim: PlanetScaleSimulator, rng: random.Random
+    scalr_sim: ScalrSimulator,
+    ps_sim: PlanetScaleSimulator,
+    rng: random.Random,
+    reads: ScalrReads,
 ) -> dict[str, Callable[..., Any]]:
     def stats() -> dict[str, int]:
         return {
@@ -141,6 +147,6 @@ def _commands(
         return changed
 
     def minimum() -> dict[str, list[PageRequest]]:
-        return {"scalr": scalr_pages(scalr_sim), "planetscale": planetscale_pages(ps_sim)}
+        return {"scalr": scalr_pages(scalr_sim, reads), "planetscale": planetscale_pages(ps_sim)}
 
     return {"stats": stats, "reset": reset, "limit": limit, "churn": churn, "minimum": minimum}

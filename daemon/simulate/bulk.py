@@ -7,6 +7,11 @@ people. These build the same state objects directly, with sizes and ratios chose
 would: sign-ins, disables, team moves and renames in Scalr; role changes, team joins and leaves,
 two-factor changes and renames in PlanetScale. Everything follows the ``random.Random`` given, so
 a seed reproduces the same organisation.
+
+Access data comes last, from a generator of its own (``side_rng``), so the people and teams of a
+seed are what they were before it: about 20 roles, a few environments and workspaces, one policy
+per team and one per ~50 users (plus an account admin), one or two tokens per service account;
+PlanetScale organisations with databases, and teams with database access.
 """
 
 from __future__ import annotations
@@ -16,25 +21,41 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon.simulate.evolve import make_id, random_person, renamed
+from daemon.simulate.evolve import make_id, random_person, renamed, side_rng
 from daemon.simulate.names import EMAIL_DOMAINS, TEAM_DESCRIPTIONS
 from daemon.simulate.planetscale.world import (
+    DATABASE_NAMES,
     PS_ROLES,
     PlanetScaleState,
+    PSDatabase,
     PSOrganization,
     PSTeam,
     PSUser,
     format_ps_time,
 )
 from daemon.simulate.scalr.world import (
+    ADMIN_ROLE_ID,
+    PERMISSION_POOL,
+    READER_ROLE_ID,
+    ScalrAccessPolicy,
+    ScalrAccessToken,
+    ScalrEnvironment,
+    ScalrRole,
     ScalrServiceAccount,
     ScalrState,
     ScalrTeam,
     ScalrUser,
+    ScalrWorkspace,
     format_scalr_time,
+    secret_token,
 )
 
 PS_ORGANIZATIONS = ("acme", "acme-labs", "acme-data", "acme-ops")
+SCALR_ROLES = 20  # system roles included
+SCALR_ENVIRONMENTS = 4
+SCALR_WORKSPACES = 40
+USERS_PER_POLICY = 50
+PS_DATABASES_PER_ORG = 20
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,63 @@ def populate_scalr(state: ScalrState, rng: random.Random, sizes: Sizes, now: dat
                 status=rng.choices(("Active", "Inactive"), (85, 15))[0],
                 created_at=format_scalr_time(now - timedelta(days=rng.randint(10, 700))),
             )
+        _scalr_access(state, side_rng(rng, "bulk scalr access"), now)
+
+
+def _scalr_access(state: ScalrState, rng: random.Random, now: datetime) -> None:
+    """Scopes, custom roles up to :data:`SCALR_ROLES`, policies and tokens, at scale."""
+    taken: set[str] = set(state.environments)
+    for number in range(1, SCALR_ENVIRONMENTS + 1):
+        ident = _unique_id("env", rng, taken)
+        state.environments[ident] = ScalrEnvironment(ident, f"env-{number}")
+    env_ids = sorted(state.environments)
+    taken = set(state.workspaces)
+    for number in range(1, SCALR_WORKSPACES + 1):
+        ident = _unique_id("ws", rng, taken)
+        state.workspaces[ident] = ScalrWorkspace(ident, f"workspace-{number}", rng.choice(env_ids))
+    taken = set(state.roles)
+    for number in range(1, SCALR_ROLES - len(state.roles) + 1):
+        ident = _unique_id("role", rng, taken)
+        permissions = set(rng.sample(PERMISSION_POOL, rng.randint(1, 3)))
+        state.roles[ident] = ScalrRole(ident, f"Role {number}", None, False, permissions)
+    role_ids = sorted(state.roles)
+    scopes = (
+        [("account", state.account_id)]
+        + [("environment", e) for e in env_ids]
+        + [("workspace", w) for w in sorted(state.workspaces)]
+    )
+    subjects = [("team", t) for t in sorted(state.teams)]
+    subjects += [("user", u) for u in sorted(state.users)[::USERS_PER_POLICY]]
+    taken = set(state.access_policies)
+    for kind, ident in subjects:
+        scope = rng.choice(scopes)
+        policy_id = _unique_id("ap", rng, taken)
+        roles = [rng.choice(role_ids)]
+        state.access_policies[policy_id] = ScalrAccessPolicy(
+            policy_id, kind, ident, scope[0], scope[1], roles
+        )
+    if state.users:
+        policy_id = _unique_id("ap", rng, taken)
+        admin = min(state.users)
+        state.access_policies[policy_id] = ScalrAccessPolicy(
+            policy_id, "user", admin, "account", state.account_id, [ADMIN_ROLE_ID, READER_ROLE_ID]
+        )
+    taken = set()
+    for sa_id in sorted(state.service_accounts):
+        tokens = state.access_tokens.setdefault(sa_id, {})
+        for number in range(rng.randint(1, 2)):
+            created = now - timedelta(days=rng.randint(1, 400))
+            expires = rng.choice((None, created + timedelta(days=365)))
+            used = rng.choice((None, now - timedelta(days=rng.randint(0, 30))))
+            token = ScalrAccessToken(
+                id=_unique_id("at", rng, taken),
+                name=f"token-{number + 1}",
+                created_at=format_scalr_time(created),
+                expires_at=format_scalr_time(expires) if expires else None,
+                last_used_at=format_scalr_time(used) if used else None,
+                token=secret_token(rng),
+            )
+            tokens[token.id] = token
 
 
 def _scalr_teams(state: ScalrState, rng: random.Random, count: int) -> list[str]:
@@ -177,6 +255,24 @@ def populate_planetscale(
                 team.members = set(rng.sample(members, min(sizes.ps_team_size, len(members))))
                 team.joined_at = {user_id: team.created_at for user_id in team.members}
             state.organizations[org.id] = org
+        _ps_databases(state, side_rng(rng, "bulk planetscale databases"))
+
+
+def _ps_databases(state: PlanetScaleState, rng: random.Random) -> None:
+    """Each organisation gets databases; each team admin access to one, some analyst to another."""
+    taken: set[str] = set()
+    for org_id in sorted(state.organizations):
+        org = state.organizations[org_id]
+        for number in range(1, PS_DATABASES_PER_ORG + 1):
+            name = f"{DATABASE_NAMES[number % len(DATABASE_NAMES)]}-{number}"
+            database = PSDatabase(_unique_id("", rng, taken), name)
+            org.databases[database.id] = database
+        database_ids = sorted(org.databases)
+        for team_id in sorted(org.teams):
+            team = org.teams[team_id]
+            team.databases.add(rng.choice(database_ids))
+            if rng.random() < 0.3:
+                team.analyst_databases.add(rng.choice(database_ids))
 
 
 def _ps_people(state: PlanetScaleState, rng: random.Random, count: int, now: datetime) -> list[str]:

@@ -12,6 +12,7 @@ change.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import threading
@@ -126,6 +127,16 @@ def unique_name(candidates: Iterable[str], taken: set[str], rng: random.Random) 
     return numbered_name("Team {}", taken)
 
 
+def side_rng(rng: random.Random, label: str) -> random.Random:
+    """A generator seeded from ``rng``'s current state and ``label``, drawing nothing from ``rng``.
+
+    Access data (roles, policies, tokens, database grants) came after people and teams; drawing it
+    from its own generator keeps every seeded history of people and teams exactly as it was.
+    """
+    digest = hashlib.sha256(f"{label}:{rng.getstate()!r}".encode()).hexdigest()
+    return random.Random(int(digest, 16))
+
+
 # -- stepping -----------------------------------------------------------------------------------
 
 
@@ -138,24 +149,43 @@ class LockedState(Protocol):
 class Evolver:
     """Shared stepping: each step draws weighted mutations until one applies, 1..k times.
 
-    Subclasses fill ``_mutations`` with ``(weight, mutation)`` pairs.
+    Subclasses fill ``_mutations`` with ``(weight, mutation)`` pairs. Access mutations
+    (``_access_mutations``) are drawn apart, from :attr:`access_rng`: with probability
+    :attr:`access_share` a step also applies one of them, after the others, so the people-and-teams
+    history of a seed is the same with or without them.
     """
 
     state: LockedState
     _mutations: list[tuple[float, Mutation]]
+    _access_mutations: list[tuple[float, Mutation]]
+    access_share = 0.5
 
     def __init__(self, rng: random.Random, max_mutations: int):
         self.rng = rng
         self.max_mutations = max_mutations
+        self.access_rng = side_rng(rng, "access mutations")
+        self._access_mutations = []
 
     def step(self, now: datetime) -> list[str]:
         """Apply 1..max_mutations changes stamped ``now``; return one description per change."""
         with self.state.lock:
             changes = []
             for _ in range(self.rng.randint(1, self.max_mutations)):
-                for mutation in weighted_order(self.rng, self._mutations):
-                    description = mutation(now)
-                    if description is not None:
-                        changes.append(description)
-                        break
+                description = self._first_that_applies(self.rng, self._mutations, now)
+                if description is not None:
+                    changes.append(description)
+            if self._access_mutations and self.access_rng.random() < self.access_share:
+                description = self._first_that_applies(self.access_rng, self._access_mutations, now)
+                if description is not None:
+                    changes.append(description)
             return changes
+
+    @staticmethod
+    def _first_that_applies(
+        rng: random.Random, mutations: list[tuple[float, Mutation]], now: datetime
+    ) -> str | None:
+        for mutation in weighted_order(rng, mutations):
+            description = mutation(now)
+            if description is not None:
+                return description
+        return None

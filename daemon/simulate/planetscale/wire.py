@@ -3,7 +3,9 @@
 The wire follows the real API: ``Authorization: <token_id>:<token_secret>`` (no Bearer), the
 ``type: "list"`` envelope with ``next_page``/``next_page_url`` (totals only on members, teams and
 team members), ``{"code","message"}`` errors, 404 ``not_found`` for unknown organisations and
-teams, and an optional 600-requests-a-minute style sliding-window rate limit. The state, its
+teams, team objects with their ``databases`` and ``analyst_databases`` (switched off by
+``PlanetScaleState.team_database_keys = False``, as older API versions), and an optional
+600-requests-a-minute style sliding-window rate limit. The state, its
 population and its evolution live in :mod:`daemon.simulate.planetscale.world`; this module only
 renders it.
 
@@ -215,7 +217,7 @@ class PlanetScaleSimulator(SimServer):
         """Members shown for a team: existing users who are still members of its organisation."""
         return sorted(u for u in team.members if u in self.state.users and u in org.members)
 
-    def _team_object(self, org: PSOrganization, team: PSTeam) -> dict[str, Any]:
+    def _full_team_object(self, org: PSOrganization, team: PSTeam) -> dict[str, Any]:
         return {
             "id": team.id,
             "display_name": team.name,
@@ -227,11 +229,40 @@ class PlanetScaleSimulator(SimServer):
             "members": [
                 self._user_object(self.state.users[u]) for u in self._team_member_ids(org, team)
             ],
-            "databases": [],
-            "analyst_databases": [],
+            "databases": self._database_objects(org, team.databases),
+            "analyst_databases": self._database_objects(org, team.analyst_databases),
             "created_at": team.created_at,
             "updated_at": team.updated_at or team.created_at,
         }
+
+    def _team_object(self, org: PSOrganization, team: PSTeam) -> dict[str, Any]:
+        """A team; without ``state.team_database_keys`` it lacks ``databases`` and
+        ``analyst_databases``, as older API versions answered."""
+        team_object = self._full_team_object(org, team)
+        if not self.state.team_database_keys:
+            del team_object["databases"], team_object["analyst_databases"]
+        return team_object
+
+    def _database_objects(self, org: PSOrganization, ids: set[str]) -> list[dict[str, Any]]:
+        """The documented ``{id, name, url, branches_url}`` of the organisation's databases."""
+        base = f"{self.url or 'https://api.planetscale.com'}{API_PREFIX}/organizations/{org.name}"
+        out = []
+        for ident in sorted(
+            ids, key=lambda i: (org.databases[i].name, i) if i in org.databases else ("", i)
+        ):
+            database = org.databases.get(ident)
+            if database is None:
+                continue  # never a dangling grant
+            url = f"{base}/databases/{database.name}"
+            out.append(
+                {
+                    "id": database.id,
+                    "name": database.name,
+                    "url": url,
+                    "branches_url": f"{url}/branches",
+                }
+            )
+        return out
 
     def _team_membership_object(
         self, org: PSOrganization, team: PSTeam, user_id: str

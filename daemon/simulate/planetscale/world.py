@@ -7,7 +7,10 @@ plausible organisations. Nothing here speaks HTTP: :mod:`daemon.simulate.planets
 renders this state.
 
 The evolver keeps the state self-consistent: team members are always members of the team's
-organisation, and every organisation keeps at least one admin.
+organisation, every organisation keeps at least one admin, and team database grants name only
+the organisation's databases. Database access is drawn from a generator of its own
+(:func:`~daemon.simulate.evolve.side_rng`), so seeded histories of people and teams written before
+it existed are unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from daemon.simulate.evolve import (
     pick,
     random_person,
     renamed,
+    side_rng,
     slugify,
     unique_email,
     unique_name,
@@ -35,6 +39,9 @@ from daemon.simulate.names import EMAIL_DOMAINS, ORGANIZATION_NAMES, TEAM_DESCRI
 from daemon.simulate.server import utc_timestamp
 
 PS_ROLES = ("member", "admin", "analyst")
+#: Team database access levels: ``databases`` (Database Administrator) and ``analyst_databases``.
+TEAM_DATABASE_ROLES = ("admin", "analyst")
+DATABASE_NAMES = ("orders", "users", "analytics", "billing", "events", "inventory", "search")
 
 
 def format_ps_time(moment: datetime) -> str:
@@ -68,6 +75,20 @@ class PSTeam:
     created_at: str = "2024-01-01T00:00:00.000Z"
     updated_at: str | None = None  # None -> created_at
     joined_at: dict[str, str] = field(default_factory=dict)  # user id -> team membership created_at
+    databases: set[str] = field(default_factory=set)  # database ids: Database Administrator
+    analyst_databases: set[str] = field(default_factory=set)  # database ids: analyst access
+
+    def database_ids(self, role: str) -> set[str]:
+        """The team's database ids for ``role`` (``admin`` or ``analyst``)."""
+        return self.databases if role == "admin" else self.analyst_databases
+
+
+@dataclass
+class PSDatabase:
+    """A database of an organisation; teams may be given access to it."""
+
+    id: str
+    name: str
 
 
 @dataclass
@@ -78,6 +99,7 @@ class PSOrganization:
     name: str
     members: dict[str, str] = field(default_factory=dict)  # user id -> role
     teams: dict[str, PSTeam] = field(default_factory=dict)  # team id -> team
+    databases: dict[str, PSDatabase] = field(default_factory=dict)  # database id -> database
     created_at: str = "2023-01-01T00:00:00.000Z"
     joined_at: dict[str, str] = field(default_factory=dict)  # user id -> membership created_at
 
@@ -90,6 +112,7 @@ class PlanetScaleState:
     token_secret: str = "pscale_tkn_SimulatedSecret0123456789abcdefghijklmnopq"
     users: dict[str, PSUser] = field(default_factory=dict)
     organizations: dict[str, PSOrganization] = field(default_factory=dict)  # keyed by org id
+    team_database_keys: bool = True  # False: team objects lack databases/analyst_databases
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
 
@@ -181,6 +204,26 @@ def populate_planetscale(
                 for user_id in rng.sample(member_ids, k=min(len(member_ids), rng.randint(0, 6))):
                     team.members.add(user_id)
                     team.joined_at[user_id] = team.created_at
+        populate_planetscale_databases(state, side_rng(rng, "planetscale databases"))
+
+
+def populate_planetscale_databases(state: PlanetScaleState, rng: random.Random) -> None:
+    """Give each organisation 2-4 databases and most teams access to one or two of them."""
+    with state.lock:
+        taken = {d for o in state.organizations.values() for d in o.databases}
+        for org_id in sorted(state.organizations):
+            org = state.organizations[org_id]
+            for name in rng.sample(DATABASE_NAMES, rng.randint(2, 4)):
+                database = PSDatabase(fresh_id("", rng, taken), name)
+                taken.add(database.id)
+                org.databases[database.id] = database
+            database_ids = sorted(org.databases)
+            for number, team_id in enumerate(sorted(org.teams)):
+                team = org.teams[team_id]
+                if number == 0 or rng.random() < 0.6:
+                    team.databases.add(rng.choice(database_ids))
+                if number == 1 or rng.random() < 0.3:
+                    team.analyst_databases.add(rng.choice(database_ids))
 
 
 class PlanetScaleEvolver(Evolver):
@@ -203,6 +246,10 @@ class PlanetScaleEvolver(Evolver):
             (0.6, self._rename_user),
             (0.4, self._change_email),
             (0.8, self._toggle_2fa),
+        ]
+        self._access_mutations = [
+            (1.0, self._grant_team_database),
+            (0.8, self._revoke_team_database),
         ]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -362,3 +409,43 @@ class PlanetScaleEvolver(Evolver):
         user.updated_at = format_ps_time(now)
         state = "enabled" if user.two_factor_auth_configured else "disabled"
         return f"planetscale: {self._label(user.id)} {state} two-factor authentication"
+
+    # -- team database access --------------------------------------------------------------------
+
+    def _grant_team_database(self, now: datetime) -> str | None:
+        rng = self.access_rng
+        options = [
+            (org, team_id, role, db)
+            for org in self._orgs()
+            for team_id in sorted(org.teams)
+            for role in TEAM_DATABASE_ROLES
+            for db in sorted(org.databases)
+            if db not in org.teams[team_id].database_ids(role)
+        ]
+        choice = pick(rng, options)
+        if choice is None:
+            return None
+        org, team_id, role, db = choice
+        team = org.teams[team_id]
+        team.database_ids(role).add(db)
+        return (
+            f"planetscale: team {org.name}/{team.slug} given {role} access to database "
+            f"{org.databases[db].name}"
+        )
+
+    def _revoke_team_database(self, now: datetime) -> str | None:
+        options = [
+            (org, team_id, role, db)
+            for org in self._orgs()
+            for team_id in sorted(org.teams)
+            for role in TEAM_DATABASE_ROLES
+            for db in sorted(org.teams[team_id].database_ids(role))
+        ]
+        choice = pick(self.access_rng, options)
+        if choice is None:
+            return None
+        org, team_id, role, db = choice
+        team = org.teams[team_id]
+        team.database_ids(role).discard(db)
+        name = org.databases[db].name if db in org.databases else db
+        return f"planetscale: team {org.name}/{team.slug} lost {role} access to database {name}"

@@ -3,7 +3,11 @@
 The wire follows the real API: ``Authorization: Bearer <token>``, kebab-case attributes,
 ``meta.pagination`` with ``next-page`` null on the last page, errors as
 ``{"errors":[{status,title,detail}]}`` and "<Type> with ID '<id>' not found or user unauthorized"
-for missing single resources. The state, its population and its evolution live in
+for missing single resources. Access data follows ``api/scalr-access.md``: ``/roles`` (system
+roles with a null account), ``/access-policies`` (all seven relationship keys, nulls for the
+unused ones, ``included`` scopes), and each service account's ``access-tokens`` (with the secret
+``token`` attribute a client must never keep); a listing named in ``ScalrState.forbidden``
+answers 403. The state, its population and its evolution live in
 :mod:`daemon.simulate.scalr.world`; this module only renders it.
 """
 
@@ -12,10 +16,26 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
+from daemon.simulate.scalr.world import (
+    FORBIDDEN_ACCESS_POLICIES,
+    FORBIDDEN_ACCESS_TOKENS,
+    FORBIDDEN_ROLES,
+    SUBJECT_KINDS,
+    ScalrAccessPolicy,
+    ScalrAccessToken,
+    ScalrEnvironment,
+    ScalrRole,
+    ScalrServiceAccount,
+    ScalrState,
+    ScalrTeam,
+    ScalrUser,
+    ScalrWorkspace,
+    live_policies,
+)
 from daemon.simulate.server import (
     BadParameter,
     NotFound,
@@ -26,6 +46,7 @@ from daemon.simulate.server import (
     cut_page,
     mentions,
     reason,
+    utc_timestamp,
 )
 
 API_PREFIX = "/api/iacp/v3"
@@ -57,6 +78,16 @@ DEFAULT_ACCOUNT_CREATED_AT = "2021-03-01T00:00:00Z"
 _ACCOUNT_USER_NAMESPACE = uuid.UUID("6f6d2a4e-5c0b-4d8e-9a51-3c2f0e7d9b11")
 
 Record = TypeVar("Record")
+#: What ``include`` may name on ``/access-policies`` (the spec's enum).
+POLICY_INCLUDES = {
+    "account",
+    "environment",
+    "roles",
+    "service-account",
+    "team",
+    "user",
+    "workspace",
+}
 
 _DEFAULT_DETAILS = {
     400: "Bad request.",
@@ -99,6 +130,13 @@ def _existing(record: Record | None, kind: str, ident: str) -> Record:
     return record
 
 
+class Forbidden(BadParameter):
+    """The token may not read this listing: Scalr's documented 403."""
+
+    def __init__(self) -> None:
+        super().__init__(403, _DEFAULT_DETAILS[403])
+
+
 def _ref(kind: str, ident: str) -> dict[str, str]:
     return {"type": kind, "id": ident}
 
@@ -121,6 +159,13 @@ class ScalrSimulator(SimServer):
         self.route(rf"{p}/users/(?P<ident>[^/]+)", self._get_user)
         self.route(rf"{p}/service-accounts", self._list_service_accounts)
         self.route(rf"{p}/service-accounts/(?P<ident>[^/]+)", self._get_service_account)
+        self.route(
+            rf"{p}/service-accounts/(?P<ident>[^/]+)/access-tokens", self._list_access_tokens
+        )
+        self.route(rf"{p}/roles", self._list_roles)
+        self.route(rf"{p}/roles/(?P<ident>[^/]+)", self._get_role)
+        self.route(rf"{p}/access-policies", self._list_access_policies)
+        self.route(rf"{p}/access-policies/(?P<ident>[^/]+)", self._get_access_policy)
         self.route(rf"{p}/teams", self._list_teams)
         self.route(rf"{p}/teams/(?P<ident>[^/]+)", self._get_team)
 
@@ -541,3 +586,259 @@ class ScalrSimulator(SimServer):
             self._includes(request, {"account", "users"})
             team = _existing(self.state.teams.get(ident), "Team", ident)
             return self._single_document(self._team_resource(team, self._team_members_index()))
+
+    # -- access: roles, policies, tokens -------------------------------------------------------
+
+    def _refuse_if_forbidden(self, *listings: str) -> None:
+        """403 in Scalr's error shape when any of ``listings`` is in ``state.forbidden``."""
+        if self.state.forbidden.intersection(listings):
+            raise Forbidden()
+
+    def _role_resource(self, role: ScalrRole) -> dict[str, Any]:
+        account = None if role.is_system else _ref("accounts", self.state.account_id)
+        return {
+            "type": "roles",
+            "id": role.id,
+            "attributes": {
+                "name": role.name,
+                "description": role.description,
+                "is-system": role.is_system,
+            },
+            "relationships": {
+                "account": {"data": account},
+                "permissions": {"data": [_ref("permissions", p) for p in sorted(role.permissions)]},
+            },
+            "links": {"self": f"{API_PREFIX}/roles/{role.id}"},
+        }
+
+    @staticmethod
+    def _permission_resource(ident: str) -> dict[str, Any]:
+        return {
+            "type": "permissions",
+            "id": ident,
+            "attributes": {
+                "applicable-scopes": ["account", "environment", "workspace"],
+                "description": None,
+            },
+            "relationships": {},
+            "links": {},
+        }
+
+    def _environment_resource(self, env: ScalrEnvironment) -> dict[str, Any]:
+        return {
+            "type": "environments",
+            "id": env.id,
+            "attributes": {"name": env.name, "status": "Active", "created-at": env.created_at},
+            "relationships": {"account": {"data": _ref("accounts", self.state.account_id)}},
+            "links": {"self": f"{API_PREFIX}/environments/{env.id}"},
+        }
+
+    def _workspace_resource(self, ws: ScalrWorkspace) -> dict[str, Any]:
+        return {
+            "type": "workspaces",
+            "id": ws.id,
+            "attributes": {
+                "name": ws.name,
+                "created-at": ws.created_at,
+                "environment-type": "unmapped",
+            },
+            "relationships": {"environment": {"data": _ref("environments", ws.environment_id)}},
+            "links": {"self": f"{API_PREFIX}/workspaces/{ws.id}"},
+        }
+
+    def _policy_resource(self, policy: ScalrAccessPolicy) -> dict[str, Any]:
+        """All seven relationship keys; the unused subjects and scopes are ``{"data": null}``.
+
+        Environment- and workspace-scoped policies carry the account too (the fact sheet infers
+        it from the precedence Scalr's provider reads scopes in: workspace, environment, account).
+        """
+        relationships: dict[str, Any] = {
+            "roles": {"data": [_ref("roles", r) for r in policy.role_ids]},
+        }
+        for kind in SUBJECT_KINDS:
+            wanted = kind == policy.subject_kind
+            relationships[kind] = {"data": _ref(f"{kind}s", policy.subject_id) if wanted else None}
+        relationships["account"] = {"data": _ref("accounts", self.state.account_id)}
+        for kind in ("environment", "workspace"):
+            wanted = kind == policy.scope_kind
+            relationships[kind] = {"data": _ref(f"{kind}s", policy.scope_id) if wanted else None}
+        return {
+            "type": "access-policies",
+            "id": policy.id,
+            "attributes": {"is-system": policy.is_system},
+            "relationships": relationships,
+            "links": {},
+        }
+
+    def _token_resource(self, token: ScalrAccessToken) -> dict[str, Any]:
+        now = utc_timestamp(datetime.now(UTC))
+        creator = _ref("users", token.created_by) if token.created_by else None
+        return {
+            "type": "access-tokens",
+            "id": token.id,
+            "attributes": {
+                "name": token.name,
+                "description": token.description,
+                "created-at": token.created_at,
+                "expires-at": token.expires_at,
+                "expires-in": None,
+                "is-expired": token.expires_at is not None and token.expires_at <= now,
+                "last-used-at": token.last_used_at,
+                "token": token.token,
+            },
+            "relationships": {"created-by": {"data": creator}},
+            "links": {"self": f"{API_PREFIX}/access-tokens/{token.id}"},
+        }
+
+    def _role_matches_account(self, request: SimRequest, role: ScalrRole) -> bool:
+        """``filter[account]``: ``in:null,<acc>`` names system (null) and the account's roles."""
+        value = request.param("filter[account]")
+        if value is None:
+            return True
+        wanted = {part.strip() for part in value.removeprefix("in:").split(",") if part.strip()}
+        return ("null" if role.is_system else self.state.account_id) in wanted
+
+    def _list_roles(self, request: SimRequest) -> Reply:
+        with self.state.lock:
+            self._refuse_if_forbidden(FORBIDDEN_ROLES)
+            includes = self._includes(request, {"account", "permissions"})
+            role_ids = self._id_filter(request, "filter[role]")
+            name = request.param("filter[name]")
+            roles = [
+                self.state.roles[k]
+                for k in sorted(self.state.roles)
+                if self._role_matches_account(request, self.state.roles[k])
+                and (role_ids is None or k in role_ids)
+                and (name is None or self.state.roles[k].name == name)
+                and self._query_matches(request, self.state.roles[k].name)
+            ]
+
+            def included(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                out: list[dict[str, Any]] = []
+                if "account" in includes and any(
+                    r["relationships"]["account"]["data"] for r in page
+                ):
+                    out.append(self._account_resource())
+                if "permissions" in includes:
+                    names = sorted(
+                        {p["id"] for r in page for p in r["relationships"]["permissions"]["data"]}
+                    )
+                    out.extend(self._permission_resource(p) for p in names)
+                return out
+
+            return self._list_document(
+                request, roles, included if includes else None, build=self._role_resource
+            )
+
+    def _get_role(self, request: SimRequest, ident: str) -> Reply:
+        with self.state.lock:
+            self._includes(request, {"account", "permissions"})
+            role = _existing(self.state.roles.get(ident), "IamRole", ident)
+            return self._single_document(self._role_resource(role))
+
+    def _policy_matches(self, request: SimRequest, policy: ScalrAccessPolicy) -> bool:
+        """The id filters of ``/access-policies``; ``filter[account]`` spans every scope in it."""
+        ws = (
+            self.state.workspaces.get(policy.scope_id) if policy.scope_kind == "workspace" else None
+        )
+        scope_ids = {policy.scope_kind: {policy.scope_id}}
+        if ws is not None:
+            scope_ids["environment"] = {ws.environment_id}  # a workspace sits in its environment
+        checks = {
+            "filter[access-policy]": {policy.id},
+            "filter[environment]": scope_ids.get("environment", set()),
+            "filter[workspace]": scope_ids.get("workspace", set()),
+            "filter[user]": {policy.subject_id} if policy.subject_kind == "user" else set(),
+            "filter[team]": {policy.subject_id} if policy.subject_kind == "team" else set(),
+            "filter[service-account]": (
+                {policy.subject_id} if policy.subject_kind == "service-account" else set()
+            ),
+            "filter[role]": set(policy.role_ids),
+        }
+        for name, have in checks.items():
+            wanted = self._id_filter(request, name)
+            if wanted is not None and not wanted & have:
+                return False
+        return True
+
+    def _visible_policies(self, request: SimRequest) -> list[ScalrAccessPolicy]:
+        """Policies whose subject, scope and roles all exist, in id order, that pass the filters."""
+        if not self._account_filter_matches(request):
+            return []
+        return [p for p in live_policies(self.state) if self._policy_matches(request, p)]
+
+    def _policy_includes(
+        self, includes: set[str], page: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The resources the page's policies refer to, one each, for the included names."""
+        s = self.state
+        render: dict[str, tuple[str, Callable[[str], dict[str, Any] | None]]] = {
+            "roles": ("roles", lambda i: self._role_resource(s.roles[i])),
+            "user": ("users", lambda i: self._user_resource(s.users[i])),
+            "team": (
+                "teams",
+                lambda i: self._team_resource(s.teams[i], self._team_members_index()),
+            ),
+            "service-account": (
+                "service-accounts",
+                lambda i: self._service_account_resource(s.service_accounts[i]),
+            ),
+            "account": ("accounts", lambda i: self._account_resource()),
+            "environment": (
+                "environments",
+                lambda i: self._environment_resource(s.environments[i]),
+            ),
+            "workspace": ("workspaces", lambda i: self._workspace_resource(s.workspaces[i])),
+        }
+        out: list[dict[str, Any]] = []
+        for name in (
+            "roles",
+            "user",
+            "team",
+            "service-account",
+            "account",
+            "environment",
+            "workspace",
+        ):
+            if name not in includes:
+                continue
+            kind, build = render[name]
+            ids: set[str] = set()
+            for policy in page:
+                data = policy["relationships"][name]["data"]
+                for ref in data if isinstance(data, list) else [data]:
+                    if ref is not None and ref["type"] == kind:
+                        ids.add(ref["id"])
+            out.extend(resource for i in sorted(ids) if (resource := build(i)) is not None)
+        return out
+
+    def _list_access_policies(self, request: SimRequest) -> Reply:
+        with self.state.lock:
+            self._refuse_if_forbidden(FORBIDDEN_ACCESS_POLICIES)
+            includes = self._includes(request, POLICY_INCLUDES)
+            policies = self._visible_policies(request)
+            return self._list_document(
+                request,
+                policies,
+                (lambda page: self._policy_includes(includes, page)) if includes else None,
+                build=self._policy_resource,
+            )
+
+    def _get_access_policy(self, request: SimRequest, ident: str) -> Reply:
+        with self.state.lock:
+            includes = self._includes(request, POLICY_INCLUDES)
+            policy = self.state.access_policies.get(ident)
+            visible = {p.id for p in self._visible_policies(request)} if policy else set()
+            policy = _existing(policy if ident in visible else None, "IamAccessPolicy", ident)
+            resource = self._policy_resource(policy)
+            included = self._policy_includes(includes, [resource]) if includes else None
+            return self._single_document(resource, included)
+
+    def _list_access_tokens(self, request: SimRequest, ident: str) -> Reply:
+        with self.state.lock:
+            self._includes(request, {"created-by"})
+            _existing(self.state.service_accounts.get(ident), "ServiceAccount", ident)
+            self._refuse_if_forbidden(FORBIDDEN_ACCESS_TOKENS, f"{FORBIDDEN_ACCESS_TOKENS}:{ident}")
+            tokens = self.state.access_tokens.get(ident, {})
+            ordered = sorted(tokens.values(), key=lambda t: (t.created_at, t.id))
+            return self._list_document(request, ordered, build=self._token_resource)

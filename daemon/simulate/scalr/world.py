@@ -5,7 +5,13 @@ exactly once, because that is what the product reads); tests mutate it directly 
 :class:`ScalrEvolver`, and ``populate_scalr`` fills it with a plausible company. Nothing here
 speaks HTTP: :mod:`daemon.simulate.scalr.wire` renders this state.
 
-The evolver keeps the state self-consistent: team memberships refer only to existing teams.
+The evolver keeps the state self-consistent: team memberships refer only to existing teams;
+access policies refer only to existing subjects, scopes and roles; removing a user, team or
+service account removes its policies (and a service account's tokens), as Scalr does.
+
+Access data (environments, workspaces, roles, policies, tokens) is drawn from a generator of its
+own (:func:`~daemon.simulate.evolve.side_rng`), so seeded people-and-teams histories written
+before it existed are unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from daemon.simulate.evolve import (
     pick,
     random_person,
     renamed,
+    side_rng,
     unique_email,
     unique_name,
 )
@@ -74,8 +81,100 @@ class ScalrTeam:
 
 
 @dataclass
+class ScalrEnvironment:
+    """An environment of the account (a scope access policies may be bound to)."""
+
+    id: str
+    name: str
+    created_at: str = "2024-01-01T00:00:00Z"
+
+
+@dataclass
+class ScalrWorkspace:
+    """A workspace inside one environment (the narrowest scope of an access policy)."""
+
+    id: str
+    name: str
+    environment_id: str
+    created_at: str = "2024-01-01T00:00:00Z"
+
+
+@dataclass
+class ScalrRole:
+    """A role: system roles (``is_system``) belong to no account and cannot be changed."""
+
+    id: str
+    name: str
+    description: str | None = None
+    is_system: bool = False
+    permissions: set[str] = field(default_factory=set)  # permission ids, e.g. ``*:read``
+
+
+#: Subject kinds of an access policy, as the wire names their relationships.
+SUBJECT_KINDS = ("user", "team", "service-account")
+#: Scope kinds of an access policy.
+SCOPE_KINDS = ("account", "environment", "workspace")
+
+
+@dataclass
+class ScalrAccessPolicy:
+    """Grants ``role_ids`` to one subject on one scope (account, environment or workspace)."""
+
+    id: str
+    subject_kind: str  # user | team | service-account
+    subject_id: str
+    scope_kind: str  # account | environment | workspace
+    scope_id: str
+    role_ids: list[str] = field(default_factory=list)
+    is_system: bool = False
+
+
+@dataclass
+class ScalrAccessToken:
+    """A service account's access token; ``token`` is the secret the API may show."""
+
+    id: str
+    name: str | None
+    description: str | None = None
+    created_at: str = "2024-01-01T00:00:00Z"
+    expires_at: str | None = None  # None: never expires
+    last_used_at: str | None = None  # None: never used
+    token: str | None = None
+    created_by: str | None = None  # a user id
+
+
+# System roles are the same in every account. The first two ids are real (Scalr's Terraform
+# provider tests name them); the admin role's id is the simulator's own.
+ADMIN_ROLE_ID = "role-t67mjtmaadmin0sim"
+USER_ROLE_ID = "role-t67mjtmauajto7g"
+READER_ROLE_ID = "role-t67mjtmabulckto"
+ADMIN_PERMISSION = "*:*"
+
+
+def system_roles() -> dict[str, ScalrRole]:
+    """A fresh copy of the system roles every account sees."""
+    roles = (
+        ScalrRole(USER_ROLE_ID, "user", "Sign in and see the account", True, {"accounts:read"}),
+        ScalrRole(READER_ROLE_ID, "reader", "Read everything", True, {"*:read"}),
+        ScalrRole(ADMIN_ROLE_ID, "admin", "Full access to everything", True, {ADMIN_PERMISSION}),
+    )
+    return {role.id: role for role in roles}
+
+
+#: Names to listing keys in :attr:`ScalrState.forbidden`: the listings that answer 403.
+FORBIDDEN_ROLES = "roles"
+FORBIDDEN_ACCESS_POLICIES = "access-policies"
+FORBIDDEN_ACCESS_TOKENS = "access-tokens"  # or "access-tokens:<sa-id>" for one service account
+
+
+@dataclass
 class ScalrState:
-    """Everything the simulated account knows; hold ``lock`` to mutate it under a live server."""
+    """Everything the simulated account knows; hold ``lock`` to mutate it under a live server.
+
+    ``forbidden`` holds listings the token may not read (they answer 403): ``"roles"``,
+    ``"access-policies"``, ``"access-tokens"`` (every service account's) or
+    ``"access-tokens:<sa-id>"`` (one service account's).
+    """
 
     account_id: str = "acc-v0osim1acme0001"
     account_name: str = "acme"
@@ -83,6 +182,12 @@ class ScalrState:
     users: dict[str, ScalrUser] = field(default_factory=dict)
     service_accounts: dict[str, ScalrServiceAccount] = field(default_factory=dict)
     teams: dict[str, ScalrTeam] = field(default_factory=dict)
+    environments: dict[str, ScalrEnvironment] = field(default_factory=dict)
+    workspaces: dict[str, ScalrWorkspace] = field(default_factory=dict)
+    roles: dict[str, ScalrRole] = field(default_factory=system_roles)
+    access_policies: dict[str, ScalrAccessPolicy] = field(default_factory=dict)
+    access_tokens: dict[str, dict[str, ScalrAccessToken]] = field(default_factory=dict)  # by SA
+    forbidden: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
 
@@ -140,6 +245,206 @@ def populate_scalr(
                 status=rng.choices(("Active", "Inactive"), (85, 15))[0],
                 age_days=rng.randint(10, 700),
             )
+        populate_scalr_access(state, side_rng(rng, "scalr access"), now)
+
+
+# -- access: environments, workspaces, roles, policies, tokens --------------------------------
+
+CUSTOM_ROLES = (
+    ("Writer", "Change and run infrastructure", {"*:update", "*:create", "*:delete"}),
+    ("WorkspaceAdmin", "Manage workspaces and their runs", {"workspaces:*", "runs:*"}),
+    ("Deployer", "Queue runs from CI", {"runs:create", "workspaces:read", "accounts:read"}),
+    ("Auditor", "Read the account and its policies", {"*:read", "access-policies:read"}),
+)
+ENVIRONMENT_NAMES = ("production", "staging", "development", "sandbox")
+WORKSPACE_NAMES = (
+    "networking",
+    "payments-api",
+    "data-warehouse",
+    "ci-runners",
+    "dns",
+    "observability",
+    "identity",
+)
+#: Permissions a custom role's permissions are changed among.
+PERMISSION_POOL = (
+    "*:read",
+    "*:update",
+    "accounts:read",
+    "environments:read",
+    "workspaces:*",
+    "workspaces:read",
+    "runs:create",
+    "runs:*",
+    "variables:update",
+    "access-policies:read",
+)
+TOKEN_NAMES = ("ci", "deploy", "nightly", "terraform", "github-actions", "backup", "release")
+
+
+def secret_token(rng: random.Random) -> str:
+    """A JWT-looking secret: what a client must never store or log."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+    body = "".join(rng.choice(alphabet) for _ in range(86))
+    return f"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{body[:60]}.{body[60:]}"
+
+
+def scope_exists(state: ScalrState, kind: str, ident: str) -> bool:
+    """Whether a policy's scope is still there."""
+    if kind == "account":
+        return ident == state.account_id
+    if kind == "environment":
+        return ident in state.environments
+    return ident in state.workspaces
+
+
+def subject_exists(state: ScalrState, kind: str, ident: str) -> bool:
+    """Whether a policy's subject is still there."""
+    pool: dict = {
+        "user": state.users,
+        "team": state.teams,
+        "service-account": state.service_accounts,
+    }[kind]
+    return ident in pool
+
+
+def live_policies(state: ScalrState) -> list[ScalrAccessPolicy]:
+    """The policies the account serves, in id order: subject, scope and every role exist."""
+    policies = (state.access_policies[k] for k in sorted(state.access_policies))
+    return [
+        p
+        for p in policies
+        if subject_exists(state, p.subject_kind, p.subject_id)
+        and scope_exists(state, p.scope_kind, p.scope_id)
+        and p.role_ids
+        and all(r in state.roles for r in p.role_ids)
+    ]
+
+
+def forget_subject(state: ScalrState, kind: str, ident: str) -> None:
+    """Drop a removed subject's policies (and a service account's tokens), as Scalr does."""
+    for key in [
+        k
+        for k, p in state.access_policies.items()
+        if p.subject_kind == kind and p.subject_id == ident
+    ]:
+        del state.access_policies[key]
+    if kind == "service-account":
+        state.access_tokens.pop(ident, None)
+
+
+def add_policy(
+    state: ScalrState,
+    rng: random.Random,
+    subject: tuple[str, str],
+    scope: tuple[str, str],
+    role_ids: Iterable[str],
+    is_system: bool = False,
+) -> ScalrAccessPolicy:
+    """A new policy binding ``role_ids`` to ``subject`` (kind, id) on ``scope`` (kind, id)."""
+    ident = fresh_id("ap", rng, state.access_policies)
+    policy = ScalrAccessPolicy(
+        ident, subject[0], subject[1], scope[0], scope[1], list(role_ids), is_system
+    )
+    state.access_policies[ident] = policy
+    return policy
+
+
+def add_token(
+    state: ScalrState,
+    rng: random.Random,
+    sa_id: str,
+    created: datetime,
+    expires: datetime | None,
+    last_used: datetime | None,
+) -> ScalrAccessToken:
+    """A new token of service account ``sa_id``."""
+    tokens = state.access_tokens.setdefault(sa_id, {})
+    taken = {t for per_sa in state.access_tokens.values() for t in per_sa}
+    creator = pick(rng, sorted(state.users))
+    token = ScalrAccessToken(
+        id=fresh_id("at", rng, taken),
+        name=rng.choice(TOKEN_NAMES),
+        description=rng.choice((None, "Created for automation")),
+        created_at=format_scalr_time(created),
+        expires_at=format_scalr_time(expires) if expires else None,
+        last_used_at=format_scalr_time(last_used) if last_used else None,
+        token=secret_token(rng),
+        created_by=creator,
+    )
+    tokens[token.id] = token
+    return token
+
+
+def populate_scalr_access(state: ScalrState, rng: random.Random, now: datetime) -> None:
+    """Add environments, workspaces, custom roles, policies and service-account tokens.
+
+    At least one user is an admin on the account, a team holds a grant, policies sit on the
+    account, an environment and a workspace, and the first service account has a token that
+    never expires and one that was never used.
+    """
+    with state.lock:
+        _populate_scopes(state, rng, now)
+        custom = _populate_custom_roles(state, rng)
+        _populate_policies(state, rng, custom)
+        for sa_id in sorted(state.service_accounts):
+            _populate_tokens(state, rng, sa_id, now, first=sa_id == min(state.service_accounts))
+
+
+def _populate_scopes(state: ScalrState, rng: random.Random, now: datetime) -> None:
+    for name in ENVIRONMENT_NAMES[:2]:
+        ident = fresh_id("env", rng, state.environments)
+        created = format_scalr_time(now - timedelta(days=rng.randint(100, 900)))
+        state.environments[ident] = ScalrEnvironment(ident, name, created)
+    env_ids = sorted(state.environments)
+    for name in rng.sample(WORKSPACE_NAMES, rng.randint(3, 5)):
+        ident = fresh_id("ws", rng, state.workspaces)
+        created = format_scalr_time(now - timedelta(days=rng.randint(10, 90)))
+        state.workspaces[ident] = ScalrWorkspace(ident, name, rng.choice(env_ids), created)
+
+
+def _populate_custom_roles(state: ScalrState, rng: random.Random) -> list[str]:
+    ids = []
+    for name, description, permissions in rng.sample(CUSTOM_ROLES, rng.randint(2, 3)):
+        ident = fresh_id("role", rng, state.roles)
+        state.roles[ident] = ScalrRole(ident, name, description, False, set(permissions))
+        ids.append(ident)
+    return ids
+
+
+def _populate_policies(state: ScalrState, rng: random.Random, custom: list[str]) -> None:
+    account = ("account", state.account_id)
+    env = ("environment", rng.choice(sorted(state.environments)))
+    ws = ("workspace", rng.choice(sorted(state.workspaces)))
+    users = sorted(state.users)
+    if users:
+        active = [u for u in users if state.users[u].status == "Active"] or users
+        add_policy(state, rng, ("user", rng.choice(active)), account, [ADMIN_ROLE_ID])
+        for user_id in rng.sample(users, min(len(users), 3)):
+            scope = rng.choice((env, ws))
+            add_policy(state, rng, ("user", user_id), scope, [rng.choice(custom), READER_ROLE_ID])
+        for user_id in users:
+            add_policy(state, rng, ("user", user_id), account, [USER_ROLE_ID])
+    for number, team_id in enumerate(sorted(state.teams)):
+        scope = (account, env, ws)[number % 3]
+        add_policy(state, rng, ("team", team_id), scope, [custom[number % len(custom)]])
+    for sa_id in sorted(state.service_accounts):
+        scope = rng.choice((account, ws))
+        add_policy(state, rng, ("service-account", sa_id), scope, [rng.choice(custom)])
+
+
+def _populate_tokens(
+    state: ScalrState, rng: random.Random, sa_id: str, now: datetime, first: bool
+) -> None:
+    created = now - timedelta(days=rng.randint(20, 300))
+    if first:
+        add_token(state, rng, sa_id, created, None, now - timedelta(hours=rng.randint(1, 48)))
+        add_token(state, rng, sa_id, created, created + timedelta(days=365), None)
+        return
+    for _ in range(rng.randint(1, 2)):
+        expires = rng.choice((None, created + timedelta(days=rng.choice((90, 365)))))
+        used = rng.choice((None, now - timedelta(days=rng.randint(0, 15))))
+        add_token(state, rng, sa_id, created, expires, used)
 
 
 def _add_team(state: ScalrState, rng: random.Random) -> ScalrTeam:
@@ -209,6 +514,17 @@ class ScalrEvolver(Evolver):
             (0.3, self._rename_team),
             (0.2, self._remove_team),
         ]
+        self._access_mutations = [
+            (2.0, self._use_token),
+            (1.0, self._grant_role),
+            (0.8, self._revoke_policy),
+            (0.4, self._promote_admin),
+            (0.8, self._change_policy_roles),
+            (0.6, self._add_token),
+            (0.4, self._remove_token),
+            (0.3, self._rename_role),
+            (0.4, self._change_role_permissions),
+        ]
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -255,6 +571,7 @@ class ScalrEvolver(Evolver):
         if user is None:
             return None
         del self.state.users[user.id]
+        forget_subject(self.state, "user", user.id)
         user.teams.clear()
         self.departed[user.id] = user
         return f"scalr: {self._label(user)} left the account"
@@ -369,6 +686,7 @@ class ScalrEvolver(Evolver):
         if ident is None:
             return None
         sa = self.state.service_accounts.pop(ident)
+        forget_subject(self.state, "service-account", ident)
         return f"scalr: service account {sa.name} deleted"
 
     def _disable_service_account(self, now: datetime) -> str | None:
@@ -399,6 +717,170 @@ class ScalrEvolver(Evolver):
         if ident is None:
             return None
         team = self.state.teams.pop(ident)
+        forget_subject(self.state, "team", ident)
         for user in list(self.state.users.values()) + list(self.departed.values()):
             user.teams.discard(ident)
         return f"scalr: team {team.name} deleted"
+
+    # -- access ----------------------------------------------------------------------------------
+
+    def _subjects(self) -> list[tuple[str, str]]:
+        s = self.state
+        return (
+            [("user", u) for u in sorted(s.users)]
+            + [("team", t) for t in sorted(s.teams)]
+            + [("service-account", a) for a in sorted(s.service_accounts)]
+        )
+
+    def _scopes(self) -> list[tuple[str, str]]:
+        s = self.state
+        return (
+            [("account", s.account_id)]
+            + [("environment", e) for e in sorted(s.environments)]
+            + [("workspace", w) for w in sorted(s.workspaces)]
+        )
+
+    def _subject_label(self, kind: str, ident: str) -> str:
+        if kind == "user":
+            return self._label(self.state.users[ident])
+        if kind == "team":
+            return f"team {self.state.teams[ident].name}"
+        return f"service account {self.state.service_accounts[ident].name}"
+
+    def _scope_label(self, kind: str, ident: str) -> str:
+        if kind == "account":
+            return f"account {self.state.account_name}"
+        if kind == "environment":
+            return f"environment {self.state.environments[ident].name}"
+        return f"workspace {self.state.workspaces[ident].name}"
+
+    def _role_names(self, role_ids: Iterable[str]) -> str:
+        return ", ".join(self.state.roles[r].name for r in role_ids)
+
+    def _changeable_policies(self) -> list[ScalrAccessPolicy]:
+        policies = self.state.access_policies
+        return [policies[k] for k in sorted(policies) if not policies[k].is_system]
+
+    def _custom_roles(self) -> list[ScalrRole]:
+        return [
+            self.state.roles[k]
+            for k in sorted(self.state.roles)
+            if not self.state.roles[k].is_system
+        ]
+
+    def _grant_role(self, now: datetime) -> str | None:
+        rng = self.access_rng
+        subject, scope = pick(rng, self._subjects()), pick(rng, self._scopes())
+        if subject is None or scope is None:
+            return None
+        roles = rng.sample(
+            sorted(self.state.roles), k=min(len(self.state.roles), rng.randint(1, 2))
+        )
+        add_policy(self.state, rng, subject, scope, sorted(roles))
+        return (
+            f"scalr: {self._subject_label(*subject)} granted {self._role_names(sorted(roles))} "
+            f"on {self._scope_label(*scope)}"
+        )
+
+    def _revoke_policy(self, now: datetime) -> str | None:
+        policy = pick(self.access_rng, self._changeable_policies())
+        if policy is None:
+            return None
+        del self.state.access_policies[policy.id]
+        return (
+            f"scalr: {self._subject_label(policy.subject_kind, policy.subject_id)} lost "
+            f"{self._role_names(policy.role_ids)} on "
+            f"{self._scope_label(policy.scope_kind, policy.scope_id)}"
+        )
+
+    def _promote_admin(self, now: datetime) -> str | None:
+        admins = {
+            p.subject_id
+            for p in self.state.access_policies.values()
+            if p.subject_kind == "user"
+            and p.scope_kind == "account"
+            and ADMIN_ROLE_ID in p.role_ids
+        }
+        user = pick(self.access_rng, self._users(lambda u: u.id not in admins))
+        if user is None:
+            return None
+        account = ("account", self.state.account_id)
+        add_policy(self.state, self.access_rng, ("user", user.id), account, [ADMIN_ROLE_ID])
+        return f"scalr: {self._label(user)} promoted to admin of the account"
+
+    def _change_policy_roles(self, now: datetime) -> str | None:
+        rng = self.access_rng
+        policy = pick(rng, self._changeable_policies())
+        if policy is None or len(self.state.roles) < 2:
+            return None
+        old = list(policy.role_ids)
+        new = old
+        while new == old:
+            new = sorted(rng.sample(sorted(self.state.roles), k=rng.randint(1, 2)))
+        policy.role_ids = new
+        return (
+            f"scalr: {self._subject_label(policy.subject_kind, policy.subject_id)} on "
+            f"{self._scope_label(policy.scope_kind, policy.scope_id)}: roles "
+            f"{self._role_names(old)} -> {self._role_names(new)}"
+        )
+
+    def _add_token(self, now: datetime) -> str | None:
+        rng = self.access_rng
+        sa_id = pick(rng, sorted(self.state.service_accounts))
+        if sa_id is None:
+            return None
+        expires = rng.choice((None, now + timedelta(days=rng.choice((30, 90, 365)))))
+        token = add_token(self.state, rng, sa_id, now, expires, None)
+        return f"scalr: token {token.name} created for service account {self._sa_name(sa_id)}"
+
+    def _tokens(self) -> list[tuple[str, ScalrAccessToken]]:
+        return [
+            (sa_id, self.state.access_tokens[sa_id][t])
+            for sa_id in sorted(self.state.access_tokens)
+            if sa_id in self.state.service_accounts
+            for t in sorted(self.state.access_tokens[sa_id])
+        ]
+
+    def _sa_name(self, sa_id: str) -> str:
+        return self.state.service_accounts[sa_id].name
+
+    def _use_token(self, now: datetime) -> str | None:
+        stamp = format_scalr_time(now)
+        choice = pick(
+            self.access_rng, [(s, t) for s, t in self._tokens() if t.last_used_at != stamp]
+        )
+        if choice is None:
+            return None
+        sa_id, token = choice
+        token.last_used_at = stamp
+        return f"scalr: token {token.name} of service account {self._sa_name(sa_id)} used"
+
+    def _remove_token(self, now: datetime) -> str | None:
+        choice = pick(self.access_rng, self._tokens())
+        if choice is None:
+            return None
+        sa_id, token = choice
+        del self.state.access_tokens[sa_id][token.id]
+        return f"scalr: token {token.name} of service account {self._sa_name(sa_id)} deleted"
+
+    def _rename_role(self, now: datetime) -> str | None:
+        role = pick(self.access_rng, self._custom_roles())
+        if role is None:
+            return None
+        taken = {r.name for r in self.state.roles.values()}
+        old = role.name
+        role.name = numbered_name(old.rstrip("0123456789") + "{}", taken)
+        return f"scalr: role {old} renamed to {role.name}"
+
+    def _change_role_permissions(self, now: datetime) -> str | None:
+        rng = self.access_rng
+        role = pick(rng, self._custom_roles())
+        if role is None:
+            return None
+        old = set(role.permissions)
+        while role.permissions == old:
+            role.permissions = set(rng.sample(PERMISSION_POOL, rng.randint(1, 3)))
+        return (
+            f"scalr: role {role.name} permissions {', '.join(sorted(old))} -> "
+            f"{', '.join(sorted(role.permissions))}"
+        )
