@@ -58,6 +58,10 @@ def run_demo(
                 "SCALR_API_TOKEN": scalr_state.token,
                 "SCALR_ACCOUNT": scalr_state.account_name,
                 "SCALR_BASE_URL": scalr_sim.url,
+                # Until the simulator serves the access listings (roles, access policies,
+                # tokens), reading them would make every demo run partial.
+                "SCALR_READ_ACCESS_POLICIES": "false",
+                "SCALR_READ_TOKENS": "false",
                 "PLANETSCALE_SERVICE_TOKEN": (
                     f"{planetscale_state.token_id}:{planetscale_state.token_secret}"
                 ),

@@ -86,6 +86,10 @@ def scalr_env(sim: ScalrSimulator) -> dict[str, str]:
         "SCALR_API_TOKEN": sim.state.token,
         "SCALR_ACCOUNT": sim.state.account_name,
         "SCALR_BASE_URL": sim.url,
+        # Until the simulator serves /roles, /access-policies and the service accounts' token
+        # listings, a sync against it would read them as 404s and end partial.
+        "SCALR_READ_ACCESS_POLICIES": "false",
+        "SCALR_READ_TOKENS": "false",
     }
 
 
