@@ -111,6 +111,9 @@ def _config(
         "SCALR_API_TOKEN": scalr.token,
         "SCALR_ACCOUNT": scalr.account_name,
         "SCALR_BASE_URL": scalr_sim.url,
+        # Until the simulator serves the access listings (roles, access policies, tokens).
+        "SCALR_READ_ACCESS_POLICIES": "false",
+        "SCALR_READ_TOKENS": "false",
         "PLANETSCALE_SERVICE_TOKEN": f"{ps.token_id}:{ps.token_secret}",
         "PLANETSCALE_API_URL": ps_sim.url,
     }

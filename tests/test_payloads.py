@@ -51,6 +51,7 @@ from store.model import (
     User,
 )
 from store.staging import Staging
+from tests.helpers import run_cli
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SCALR_API = "/api/iacp/v3"
@@ -1036,6 +1037,22 @@ def test_scalr_check_says_which_switch_a_403_calls_for(refused, variable, what):
     assert line.startswith(f"Scalr: the token may not read {what}")
     assert "HTTP 403" in line and line.endswith(f"give it the permission, or set {variable}=false")
     assert "\n" not in line
+
+
+def test_check_exits_1_with_one_line_naming_the_switch(tmp_path):
+    routes = {**SCALR_ROUTES, f"{SCALR_API}/access-policies": 403}
+    with RawPayloads(routes) as served:
+        env = {"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme", "SCALR_BASE_URL": served.url}
+        result = run_cli(["check", "--db", str(tmp_path / "a.db")], env)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SCALR_READ_ACCESS_POLICIES=false" in lines[0], result.stderr
+    with RawPayloads(routes) as served:
+        env = {"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme", "SCALR_BASE_URL": served.url}
+        switched_off = {**env, "SCALR_READ_ACCESS_POLICIES": "false"}
+        result = run_cli(["check", "--db", str(tmp_path / "a.db")], switched_off)
+    assert result.exit_code == 0, result.stderr
+    assert "Scalr: ok: account acme" in result.stdout
 
 
 def test_scalr_check_skips_what_is_switched_off():
