@@ -13,7 +13,7 @@ same list is what the floor fetches, with the parameters the client sends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
@@ -54,24 +54,14 @@ class ScalrReads:
 
     @classmethod
     def of_product(cls, config: dict[str, str]) -> ScalrReads:
-        """What the installed product would read with ``config``.
-
-        The product's Scalr settings say it in boolean fields (one naming access policies, one
-        naming tokens); a release without such fields reads neither listing.
-        """
+        """What the product reads with ``config``: its own Scalr settings say it."""
         from daemon.config import load_settings
 
         settings = load_settings(environ=config, read_default_env_file=False)
         scalr = settings.providers.get("scalr")
-        flags = {
-            f.name: getattr(scalr, f.name)
-            for f in (fields(scalr) if scalr is not None else ())
-            if isinstance(getattr(scalr, f.name), bool)
-        }
-        return cls(
-            access_policies=any(v for k, v in flags.items() if "polic" in k or "access" in k),
-            tokens=any(v for k, v in flags.items() if "token" in k),
-        )
+        if scalr is None:
+            return cls(access_policies=False, tokens=False)
+        return cls(access_policies=scalr.read_access_policies, tokens=scalr.read_tokens)
 
 
 def scalr_pages(sim: ScalrSimulator, reads: ScalrReads | None = None) -> list[PageRequest]:

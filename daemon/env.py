@@ -218,3 +218,19 @@ def parse_port(variable: str, text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ConfigError(variable, f"must be a port number 1-65535, got {text!r}")
     return int(text)
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def parse_bool(variable: str, text: str | None, default: bool) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, any case); unset is ``default``."""
+    if text is None:
+        return default
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(variable, f"must be true or false (also 1/0, yes/no), got {text!r}")

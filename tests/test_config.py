@@ -283,6 +283,55 @@ def test_scalr_account_must_be_a_subdomain(account):
     assert error.variable == "SCALR_ACCOUNT"
 
 
+# -- the Scalr access switches -------------------------------------------------------------------
+
+SWITCHES = ("SCALR_READ_ACCESS_POLICIES", "SCALR_READ_TOKENS")
+
+
+def test_scalr_access_listings_are_read_by_default():
+    settings = load(SCALR_MIN).providers["scalr"]
+    assert (settings.read_access_policies, settings.read_tokens) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("TRUE", True), ("1", True), ("yes", True), (" Yes ", True)]
+    + [("false", False), ("False", False), ("0", False), ("no", False), ("", True)],
+)
+def test_scalr_access_switch_words(text, value):
+    settings = load({**SCALR_MIN, "SCALR_READ_ACCESS_POLICIES": text, "SCALR_READ_TOKENS": text})
+    scalr = settings.providers["scalr"]
+    assert (scalr.read_access_policies, scalr.read_tokens) == (value, value)
+
+
+def test_scalr_access_switches_are_independent(tmp_path):
+    env_file = write(tmp_path / "access.env", "SCALR_READ_TOKENS=no\n")
+    scalr = load(SCALR_MIN, env_file=env_file).providers["scalr"]
+    assert (scalr.read_access_policies, scalr.read_tokens) == (True, False)
+
+
+@pytest.mark.parametrize("variable", SWITCHES)
+@pytest.mark.parametrize("text", ["maybe", "on", "2", "truee"])
+def test_bad_scalr_access_switch_is_one_line_naming_the_variable(variable, text):
+    error = config_error({**SCALR_MIN, variable: text})
+    assert error.variable == variable
+    assert "\n" not in str(error) and text in str(error)
+
+
+@pytest.mark.parametrize("variable", SWITCHES)
+def test_bad_scalr_access_switch_is_refused_even_while_scalr_is_off(variable):
+    assert config_error({variable: "maybe"}).variable == variable
+
+
+def test_bad_scalr_access_switch_exits_2_on_the_command_line(tmp_path):
+    result = run_cli(
+        ["check", "--db", str(tmp_path / "a.db")], {**SCALR_MIN, "SCALR_READ_TOKENS": "maybe"}
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SCALR_READ_TOKENS" in lines[0]
+
+
 # -- intervals -----------------------------------------------------------------------------------
 
 

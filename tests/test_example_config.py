@@ -29,6 +29,8 @@ def test_the_example_values_are_the_code_defaults():
     assert example["ACCESSTRAIL_LOG_LEVEL"] == "INFO"
     assert example["ACCESSTRAIL_HOST"] == config.DEFAULT_HOST
     assert example["ACCESSTRAIL_PORT"] == str(config.DEFAULT_PORT)
+    assert example["SCALR_READ_ACCESS_POLICIES"] == "true"
+    assert example["SCALR_READ_TOKENS"] == "true"
     assert example["PLANETSCALE_API_URL"] == planetscale.DEFAULT_API_URL
     assert example["PLANETSCALE_REQUESTS_PER_MINUTE"] == str(
         planetscale.DEFAULT_REQUESTS_PER_MINUTE
@@ -40,3 +42,15 @@ def test_the_example_loads_as_it_is_and_enables_nothing():
     example_defaults = load_settings(environ={}, read_default_env_file=False)
     assert settings.providers == {}
     assert settings == example_defaults  # every value it spells out is the default anyway
+
+
+def test_the_scalr_access_switches_default_to_what_the_example_says():
+    settings = load_settings(
+        environ={"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme"}, read_default_env_file=False
+    )
+    from_example = load_settings(
+        env_file=EXAMPLE, environ={"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme"}
+    )
+    assert settings.providers["scalr"] == from_example.providers["scalr"]
+    assert settings.providers["scalr"].read_access_policies is True
+    assert settings.providers["scalr"].read_tokens is True

@@ -18,21 +18,40 @@ answers). Two kinds of test hold both sides to it:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+import sqlite_utils
+from loguru import logger
 
 from daemon import errors
-from daemon.providers import planetscale, scalr
+from daemon.env import Secret
+from daemon.providers import planetscale, scalr, scalr_access
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
 from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrServiceAccount, ScalrState, ScalrTeam, ScalrUser
-from store.model import Organization, Team, User
+from store.model import (
+    AccessScope,
+    Credential,
+    Grant,
+    Organization,
+    Role,
+    Snapshot,
+    Team,
+    User,
+)
+from store.staging import Staging
+from tests.helpers import run_cli
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SCALR_API = "/api/iacp/v3"
@@ -665,3 +684,406 @@ def test_scalr_included_teams_are_cut_to_references_while_decoding():
         i for i in plain["included"] if i["type"] == "users"
     ]
     assert team_ids(hooked) == team_ids(plain)
+
+
+# -- access beyond membership: roles, access policies, tokens, team database access ------------
+#
+# The simulators do not serve these listings yet, so the payloads are also served as they are,
+# over real HTTP, by ``RawPayloads``: the clients' whole read (requests, paging, decoding, scopes)
+# is then proven against the recorded wire format itself.
+
+SA_CI = "sa-v0o3a1b2c3d4e5f6"
+SA_LEGACY = "sa-v0o3a1b2c3d4e5f7"
+TOKEN_VALUE = "LEAKED-TOKEN-VALUE-a1b2c3"
+READER, USER_ROLE = "role-t67mjtmabulckto", "role-t67mjtmauajto7g"
+WS_ADMIN, PLACEHOLDER = "role-v0p2c9xq4m7k1a3b", "role-v0p2c9xq4m7k1a3c"
+ENV, WS, ADA, PLATFORM = (
+    "env-v0p1abcdefghijklm",
+    "ws-v0p7ns9tcjerbbp3d",
+    "user-svrcmmpcrkmit1g",
+    "team-tmhlublsnv43mt8",
+)
+ROLE_NAMES = {READER: "Reader", USER_ROLE: "user", WS_ADMIN: "WorkspaceAdmin"}
+
+EXPECTED_ROLES = [
+    Role(READER, "Reader", "Read access to everything", 1, "*:read"),
+    Role(USER_ROLE, "user", None, 1, "accounts:read,global-scope:read"),
+    Role(
+        WS_ADMIN,
+        "WorkspaceAdmin",
+        "Runs and state of one workspace",
+        0,
+        "runs:create,state-versions:read,workspaces:update",
+    ),
+    Role(PLACEHOLDER, "Placeholder", None, 0, ""),
+]
+
+
+def grant(resource_type, resource_id, name, principal_type, principal_id, role_id, binding):
+    return Grant(
+        resource_type,
+        resource_id,
+        name,
+        principal_type,
+        principal_id,
+        role_id,
+        ROLE_NAMES.get(role_id),
+        binding,
+    )
+
+
+EXPECTED_GRANTS = [
+    # environment over account: the first non-null of workspace, environment, account
+    grant("environment", ENV, "production", "user", ADA, READER, "ap-v0p1q2r3s4t5u6v7w"),
+    # a service account is a user principal; the account resource is the organisation
+    grant("organization", ACCOUNT_ID, "acme", "user", SA_CI, USER_ROLE, "ap-v0p1q2r3s4t5u6v7x"),
+    # workspace over environment and account; one grant per role of the policy
+    grant("workspace", WS, "network-core", "team", PLATFORM, WS_ADMIN, "ap-v0p1q2r3s4t5u6v7y"),
+    grant("workspace", WS, "network-core", "team", PLATFORM, READER, "ap-v0p1q2r3s4t5u6v7y"),
+    # relationship keys absent (not even null): read as not set; is-system is a grant too
+    grant("organization", ACCOUNT_ID, "acme", "user", ADA, USER_ROLE, "ap-v0p1q2r3s4t5u6v7z"),
+    # ap-…v80 grants what ap-…v7w grants: one grant, the first policy its binding
+]
+
+EXPECTED_CREDENTIALS = [
+    Credential(
+        "at-v0p9k2m4n6q8r1s3t",
+        "user",
+        SA_CI,
+        "gha-deploy",
+        "GitHub Actions",
+        "2026-01-05T10:00:00.000Z",
+        "2027-01-05T10:00:00.000Z",
+        "2026-08-20T06:12:44.000Z",
+    ),
+    Credential("at-v0p9k2m4n6q8r1s3u", "user", SA_CI, "nightly", None, "2025-11-30T23:59:59.000Z"),
+]
+
+PS_TEAM = "t9w2f7kd1e3z"
+EXPECTED_PS_GRANTS = [
+    Grant("database", "wzul1qu5i9wa", "orders", "team", PS_TEAM, "admin", "admin", None)
+]
+
+ACCOUNT = scalr_access.Account(ACCOUNT_ID, "acme")
+
+
+def policy_grants(document: dict, role_names=ROLE_NAMES) -> list[Grant]:
+    names = scalr_access.included_names(document, scalr_access.POLICIES_PATH)
+    return [
+        found
+        for item in document["data"]
+        for found in scalr_access.grants_from_policy(item, ACCOUNT, names, role_names)
+    ]
+
+
+def test_scalr_roles_normalise_to_the_recorded_objects():
+    roles = [scalr_access.role_from_item(item) for item in payload("scalr/roles.json")["data"]]
+    assert roles == EXPECTED_ROLES
+
+
+def test_scalr_access_policies_normalise_to_one_grant_per_role():
+    found = policy_grants(payload("scalr/access-policies.json"))
+    # the duplicate policy (same resource, principal and role) repeats a grant here; the
+    # client's read emits it once (test_scalr_access_is_read_over_http)
+    duplicate = dataclasses.replace(EXPECTED_GRANTS[0], binding_id="ap-v0p1q2r3s4t5u6v80")
+    assert found == [*EXPECTED_GRANTS, duplicate]
+
+
+def test_scalr_grants_without_the_roles_listing_have_no_role_name():
+    found = policy_grants(payload("scalr/access-policies.json"), role_names=None)
+    assert {g.role for g in found} == {None}
+    assert [g.role_id for g in found][:2] == [READER, USER_ROLE]
+
+
+def test_scalr_tokens_normalise_without_their_value():
+    raw = (PAYLOADS / "scalr/access-tokens.json").read_text()
+    assert TOKEN_VALUE in raw  # the payload does carry one
+    document = json.loads(raw, object_hook=scalr_access.drop_token_values)
+    assert TOKEN_VALUE not in json.dumps(document)
+    found = [scalr_access.credential_from_token(item, SA_CI) for item in document["data"]]
+    assert found == EXPECTED_CREDENTIALS
+
+
+def test_planetscale_team_objects_carry_their_database_grants():
+    item = payload("planetscale/teams.json")["data"][0]
+    assert planetscale.team_database_grants(item, ORG) == EXPECTED_PS_GRANTS
+    analyst = {**item, "analyst_databases": item["databases"], "databases": []}
+    assert planetscale.team_database_grants(analyst, ORG) == [
+        Grant("database", "wzul1qu5i9wa", "orders", "team", PS_TEAM, "analyst", "analyst", None)
+    ]
+    for key in ("databases", "analyst_databases"):
+        assert planetscale.team_database_grants(with_value(item, (key,), MISSING), ORG) is None
+
+
+ACCESS_REJECTED = [
+    ("scalr/roles.json", ("data", 0, "attributes", "is-system"), "yes"),
+    ("scalr/roles.json", ("data", 0, "attributes", "name"), 3),
+    ("scalr/roles.json", ("data", 0, "relationships", "permissions", "data"), "*:read"),
+    ("scalr/roles.json", ("data", 0, "relationships", "permissions", "data", 0), "*:read"),
+    ("scalr/access-policies.json", ("data", 0, "relationships", "roles"), MISSING),
+    ("scalr/access-policies.json", ("data", 0, "relationships", "roles", "data"), None),
+    ("scalr/access-policies.json", ("data", 0, "relationships", "user", "data"), None),
+    ("scalr/access-policies.json", ("data", 1, "relationships", "account", "data"), None),
+    ("scalr/access-policies.json", ("data", 0, "relationships", "user", "data"), ["user-1"]),
+    ("scalr/access-policies.json", ("data", 0, "relationships", "user", "data", "id"), 7),
+    ("scalr/access-policies.json", ("data", 0, "relationships"), "user-svrcmmpcrkmit1g"),
+    ("scalr/access-tokens.json", ("data", 0, "attributes", "last-used-at"), "yesterday"),
+    ("scalr/access-tokens.json", ("data", 0, "attributes", "name"), 12),
+    ("scalr/access-tokens.json", ("data", 0, "attributes"), MISSING),
+    ("planetscale/teams.json", ("data", 0, "databases"), None),
+    ("planetscale/teams.json", ("data", 0, "databases", 0, "id"), MISSING),
+    ("planetscale/teams.json", ("data", 0, "analyst_databases"), ["orders"]),
+]
+
+
+def normalise_access(name: str, document: dict) -> list:
+    if name == "scalr/roles.json":
+        return [scalr_access.role_from_item(item) for item in document["data"]]
+    if name == "scalr/access-policies.json":
+        return policy_grants(document)
+    if name == "scalr/access-tokens.json":
+        return [scalr_access.credential_from_token(item, SA_CI) for item in document["data"]]
+    return [planetscale.team_database_grants(item, ORG) for item in document["data"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value"), ACCESS_REJECTED, ids=lambda part: str(part).replace(" ", "")
+)
+def test_an_access_field_not_as_documented_is_a_bad_response(name, path, value):
+    """Read as "nothing granted", a malformed policy or team would remove grants still held."""
+    with pytest.raises(errors.BadResponse):
+        normalise_access(name, with_value(payload(name), path, value))
+
+
+def test_a_policy_whose_subject_or_scope_keys_are_all_absent_is_a_bad_response():
+    document = payload("scalr/access-policies.json")
+    for keys in (("user", "team", "service-account"), ("account", "environment", "workspace")):
+        changed = copy.deepcopy(document)
+        for key in keys:
+            changed["data"][0]["relationships"].pop(key, None)
+        with pytest.raises(errors.BadResponse):
+            policy_grants(changed)
+
+
+# -- the whole read, over HTTP, from the raw payloads ------------------------------------------
+
+
+class RawPayloads:
+    """A local HTTP server answering each path with a recorded payload (or an error status).
+
+    Query strings are recorded, not matched: every listing here fits one page.
+    """
+
+    def __init__(self, routes: dict[str, object]):
+        self.routes = routes
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                parts = urlsplit(self.path)
+                served.requests.append((parts.path, dict(parse_qsl(parts.query))))
+                answer = served.routes.get(parts.path, 404)
+                if isinstance(answer, int):
+                    status = answer
+                    body = json.dumps({"errors": [{"status": str(status), "title": "refused"}]})
+                else:
+                    status, body = 200, (PAYLOADS / str(answer)).read_text()
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.api+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RawPayloads:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def params_of(self, path: str) -> list[dict[str, str]]:
+        return [params for asked, params in self.requests if asked == path]
+
+
+SCALR_ROUTES: dict[str, object] = {
+    f"{SCALR_API}/accounts": "scalr/accounts.json",
+    f"{SCALR_API}/account-users": "scalr/account-users.json",
+    f"{SCALR_API}/service-accounts": "scalr/service-accounts.json",
+    f"{SCALR_API}/teams": "scalr/teams.json",
+    f"{SCALR_API}/roles": "scalr/roles.json",
+    f"{SCALR_API}/access-policies": "scalr/access-policies.json",
+    f"{SCALR_API}/service-accounts/{SA_CI}/access-tokens": "scalr/access-tokens.json",
+    f"{SCALR_API}/service-accounts/{SA_LEGACY}/access-tokens": 403,
+}
+
+
+def _staging() -> Staging:
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    return Staging(sqlite_utils.Database(connection))
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="TRACE")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
+def scalr_snapshot(routes: dict[str, object], **switches) -> tuple[Snapshot, RawPayloads]:
+    with RawPayloads(routes) as served:
+        settings = scalr.ScalrSettings("acme", Secret("tok"), served.url, **switches)
+        with scalr.make_http(settings) as http:
+            snapshot = scalr.PROVIDER.fetch_snapshot(http, settings, _staging())
+    return snapshot, served
+
+
+def test_scalr_access_is_read_over_http(captured_logs):
+    snapshot, served = scalr_snapshot(SCALR_ROUTES)
+    assert snapshot.roles == EXPECTED_ROLES
+    assert snapshot.grants == EXPECTED_GRANTS  # the duplicate policy emitted once
+    assert snapshot.credentials == EXPECTED_CREDENTIALS
+    # the refused token listing is that service account's failure alone: the run is partial
+    assert [failure.scope for failure in snapshot.failures] == [
+        f"service account {SA_LEGACY} access tokens"
+    ]
+    assert "HTTP 403" in snapshot.failures[0].error
+    assert AccessScope("roles") in snapshot.access_scopes
+    assert AccessScope("grants") in snapshot.access_scopes
+    assert AccessScope("credentials", SA_CI) in snapshot.access_scopes
+    assert AccessScope("credentials", SA_LEGACY) not in snapshot.access_scopes
+    # exactly the requests of CONTRACT §6
+    assert served.params_of(f"{SCALR_API}/roles") == [
+        {"filter[account]": f"in:null,{ACCOUNT_ID}", "page[size]": "100", "page[number]": "1"}
+    ]
+    assert served.params_of(f"{SCALR_API}/access-policies") == [
+        {
+            "filter[account]": ACCOUNT_ID,
+            "include": "environment,workspace",
+            "page[size]": "100",
+            "page[number]": "1",
+        }
+    ]
+    # the token value is nowhere: not in an object, a failure or a log line
+    everything = repr((snapshot.credentials, snapshot.failures, captured_logs))
+    assert TOKEN_VALUE not in everything
+
+
+def test_scalr_switches_off_read_none_of_the_access_listings():
+    snapshot, served = scalr_snapshot(SCALR_ROUTES, read_access_policies=False, read_tokens=False)
+    assert (snapshot.roles, snapshot.grants, snapshot.credentials) == ([], [], [])
+    assert snapshot.access_scopes == [] and snapshot.failures == []
+    assert not [path for path, _ in served.requests if "role" in path or "access" in path]
+
+
+def test_scalr_forbidden_policies_are_that_scopes_failure_and_roles_still_count():
+    routes = {**SCALR_ROUTES, f"{SCALR_API}/access-policies": 403}
+    snapshot, _ = scalr_snapshot(routes, read_tokens=False)
+    assert [failure.scope for failure in snapshot.failures] == ["access policies"]
+    assert snapshot.roles == EXPECTED_ROLES and snapshot.grants == []
+    assert snapshot.access_scopes == [AccessScope("roles")]
+
+
+def test_scalr_without_the_service_account_listing_no_token_is_read():
+    routes = {**SCALR_ROUTES, f"{SCALR_API}/service-accounts": 503}
+    snapshot, served = scalr_snapshot(routes, read_access_policies=False)
+    assert [failure.scope for failure in snapshot.failures] == ["service accounts"]
+    assert snapshot.credentials == [] and snapshot.access_scopes == []
+    assert not [path for path, _ in served.requests if path.endswith("/access-tokens")]
+
+
+def scalr_probe(routes: dict[str, object], **switches) -> str:
+    with RawPayloads(routes) as served:
+        settings = scalr.ScalrSettings("acme", Secret("tok"), served.url, **switches)
+        with scalr.make_http(settings) as http:
+            return scalr.probe(http, settings)
+
+
+def test_scalr_check_reads_each_access_listing_once():
+    line = scalr_probe(SCALR_ROUTES)
+    assert "roles and access policies readable" in line
+    assert "service-account tokens readable" in line
+    assert TOKEN_VALUE not in line
+
+
+@pytest.mark.parametrize(
+    ("refused", "variable", "what"),
+    [
+        (f"{SCALR_API}/roles", "SCALR_READ_ACCESS_POLICIES", "roles"),
+        (f"{SCALR_API}/access-policies", "SCALR_READ_ACCESS_POLICIES", "access policies"),
+        (
+            f"{SCALR_API}/service-accounts/{SA_CI}/access-tokens",
+            "SCALR_READ_TOKENS",
+            "service-account access tokens",
+        ),
+    ],
+)
+def test_scalr_check_says_which_switch_a_403_calls_for(refused, variable, what):
+    with pytest.raises(errors.CredentialsRefused) as raised:
+        scalr_probe({**SCALR_ROUTES, refused: 403})
+    line = str(raised.value)
+    assert line.startswith(f"Scalr: the token may not read {what}")
+    assert "HTTP 403" in line and line.endswith(f"give it the permission, or set {variable}=false")
+    assert "\n" not in line
+
+
+def test_check_exits_1_with_one_line_naming_the_switch(tmp_path):
+    routes = {**SCALR_ROUTES, f"{SCALR_API}/access-policies": 403}
+    with RawPayloads(routes) as served:
+        env = {"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme", "SCALR_BASE_URL": served.url}
+        result = run_cli(["check", "--db", str(tmp_path / "a.db")], env)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SCALR_READ_ACCESS_POLICIES=false" in lines[0], result.stderr
+    with RawPayloads(routes) as served:
+        env = {"SCALR_API_TOKEN": "tok", "SCALR_ACCOUNT": "acme", "SCALR_BASE_URL": served.url}
+        switched_off = {**env, "SCALR_READ_ACCESS_POLICIES": "false"}
+        result = run_cli(["check", "--db", str(tmp_path / "a.db")], switched_off)
+    assert result.exit_code == 0, result.stderr
+    assert "Scalr: ok: account acme" in result.stdout
+
+
+def test_scalr_check_skips_what_is_switched_off():
+    routes = {**SCALR_ROUTES, f"{SCALR_API}/roles": 403, f"{SCALR_API}/access-policies": 403}
+    line = scalr_probe(routes, read_access_policies=False, read_tokens=False)
+    assert line.startswith("account acme")
+
+
+PS_ROUTES: dict[str, object] = {
+    "/v1/organizations": "planetscale/organizations.json",
+    MEMBERS_PATH: "planetscale/members.json",
+    f"/v1/organizations/{ORG}/teams": "planetscale/teams.json",
+    TEAM_MEMBERS_PATH: "planetscale/team-members.json",
+}
+
+
+def planetscale_snapshot(routes: dict[str, object]) -> Snapshot:
+    with RawPayloads(routes) as served:
+        settings = planetscale.PlanetScaleSettings("id", Secret("tok"), served.url, 6000)
+        with planetscale.make_http(settings) as http:
+            return planetscale.PROVIDER.fetch_snapshot(http, settings, _staging())
+
+
+def test_planetscale_team_listing_covers_each_team_that_carried_its_databases():
+    snapshot = planetscale_snapshot(PS_ROUTES)
+    assert snapshot.grants == EXPECTED_PS_GRANTS
+    assert snapshot.access_scopes == [AccessScope("grants", PS_TEAM)]
+    assert snapshot.failures == []
+
+
+def test_planetscale_failed_team_listing_covers_no_grants():
+    snapshot = planetscale_snapshot({**PS_ROUTES, f"/v1/organizations/{ORG}/teams": 503})
+    assert snapshot.grants == [] and snapshot.access_scopes == []
+    assert [failure.scope for failure in snapshot.failures] == [f"organization {ORG} teams"]

@@ -34,7 +34,15 @@ from daemon.paging import (
 from daemon.providers.base import Progress, Provider
 from daemon.providers.pool import read_concurrently
 from daemon.providers.scopes import SnapshotBuilder
-from store.model import Membership, MembershipScope, Organization, Team, User
+from store.model import (
+    AccessScope,
+    Grant,
+    Membership,
+    MembershipScope,
+    Organization,
+    Team,
+    User,
+)
 
 NAME = "planetscale"
 LABEL = "PlanetScale"
@@ -197,6 +205,45 @@ def team_from_item(item: dict, org_name: str, organization_id: str) -> Team:
     )
 
 
+#: A team object's database lists and the role each grants: ``databases`` makes the team's
+#: members Database Administrators, ``analyst_databases`` analysts (added after 2025-12).
+DATABASE_ROLES = (("databases", "admin"), ("analyst_databases", "analyst"))
+
+
+def team_database_grants(item: dict, org_name: str) -> list[Grant] | None:
+    """The team's database grants, or None when the team object does not carry both keys.
+
+    Without them the object says nothing about database access (older API versions): its
+    grants are then neither read nor complete. With them, the lists are the team's whole
+    database access, so ``[]`` means it grants none.
+    """
+    path = f"{_org_path(org_name)}/teams"
+    if not all(key in item for key, _ in DATABASE_ROLES):
+        return None
+    team_id = _id(item, path)
+    grants: list[Grant] = []
+    for key, role in DATABASE_ROLES:
+        databases = item[key]
+        if not isinstance(databases, list) or not all(isinstance(db, dict) for db in databases):
+            raise errors.BadResponse(
+                LABEL, f"sent '{key}' that is not a list of objects", path=path
+            )
+        grants.extend(
+            Grant(
+                resource_type="database",
+                resource_id=_id(db, path),
+                resource_name=text(db, "name", LABEL, path),
+                principal_type="team",
+                principal_id=team_id,
+                role_id=role,
+                role=role,
+                binding_id=None,
+            )
+            for db in databases
+        )
+    return grants
+
+
 def member_role(item: dict, org_name: str) -> str:
     """The org role word as PlanetScale sends it; unknown words (``analyst``, …) are kept.
 
@@ -277,11 +324,21 @@ class _OrgListings:
         progress(f"planetscale: {self.name}: {count} members")
 
     def _read_teams(self, http: ProviderHTTP) -> None:
+        """The teams, and from the same objects each team's database access: a team that
+        carries the database keys adds its grants and covers them (``AccessScope("grants",
+        team id)``), so a database dropped from its lists is a removal once the listing
+        completes."""
         with self.team_listing as listing:
-            self.teams = [
-                listing.add(team_from_item(item, self.name, self.org.id))
-                for item in fetch_teams(http, self.name)
-            ]
+            for item in fetch_teams(http, self.name):
+                team = listing.add(team_from_item(item, self.name, self.org.id))
+                self.teams.append(team)
+                grants = team_database_grants(item, self.name)
+                if grants is not None:
+                    for grant in grants:
+                        listing.add(grant)
+                    listing.cover(AccessScope("grants", team.id))
+        if not listing.completed:
+            self.teams = []
 
 
 def _team_members_job(

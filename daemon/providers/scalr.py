@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from daemon import errors
-from daemon.env import ConfigError, EnvValues, Secret, checked_origin
+from daemon.env import ConfigError, EnvValues, Secret, checked_origin, parse_bool
 from daemon.http import HttpPolicy, ProviderHTTP
 from daemon.paging import (
     Page,
@@ -52,10 +52,20 @@ class ScalrSettings:
     account: str | None
     token: Secret
     origin: str  # scheme://host[:port], no path
+    read_access_policies: bool = True  # SCALR_READ_ACCESS_POLICIES: roles and access policies
+    read_tokens: bool = True  # SCALR_READ_TOKENS: each service account's access tokens
 
 
 def read_settings(values: EnvValues) -> ScalrSettings | None:
-    """``SCALR_API_TOKEN`` enables Scalr; ``SCALR_ACCOUNT`` or ``SCALR_BASE_URL`` says where."""
+    """``SCALR_API_TOKEN`` enables Scalr; ``SCALR_ACCOUNT`` or ``SCALR_BASE_URL`` says where.
+
+    The two listing switches are checked even while Scalr is disabled, so that a mistyped value
+    is found when the file is written, not when the token is added.
+    """
+    read_access_policies = parse_bool(
+        "SCALR_READ_ACCESS_POLICIES", values.get("SCALR_READ_ACCESS_POLICIES"), True
+    )
+    read_tokens = parse_bool("SCALR_READ_TOKENS", values.get("SCALR_READ_TOKENS"), True)
     token = values.secret("SCALR_API_TOKEN")
     if token is None:
         return None
@@ -75,7 +85,13 @@ def read_settings(values: EnvValues) -> ScalrSettings | None:
             "SCALR_ACCOUNT",
             "required when SCALR_API_TOKEN is set (or set SCALR_BASE_URL for a self-hosted Scalr)",
         )
-    return ScalrSettings(account=account, token=token, origin=origin)
+    return ScalrSettings(
+        account=account,
+        token=token,
+        origin=origin,
+        read_access_policies=read_access_policies,
+        read_tokens=read_tokens,
+    )
 
 
 def make_http(
@@ -346,7 +362,10 @@ def _id(item: dict, path: str) -> str:
 def read(
     http: ProviderHTTP, settings: ScalrSettings, builder: SnapshotBuilder, progress: Progress
 ) -> None:
-    """The account, its users (with their team memberships), service accounts and teams."""
+    """The account, its users (with their team memberships), service accounts and teams; with
+    the access switches on, its roles, access policies and service-account tokens."""
+    from daemon.providers import scalr_access  # it builds on this module's readers
+
     with builder.scope("account", required=True) as listing:
         account = fetch_account(http, settings.account)
         account_id = _id(account, f"{API}/accounts")
@@ -368,13 +387,18 @@ def read(
         "service accounts", memberships=[MembershipScope("organization", account_id, "service")]
     )
     teams = builder.scope("teams", teams_of=[account_id])
-    read_concurrently(
-        [
-            lambda: _read_account_users(http, account_id, users, progress),
-            lambda: _read_service_accounts(http, account_id, service_accounts),
-            lambda: _read_teams(http, account_id, teams),
-        ]
-    )
+    jobs: list[Callable[[], None]] = [
+        lambda: _read_account_users(http, account_id, users, progress),
+        lambda: _read_service_accounts(http, account_id, service_accounts, builder, settings),
+        lambda: _read_teams(http, account_id, teams),
+    ]
+    if settings.read_access_policies:
+        roles, policies = scalr_access.declare_policy_scopes(builder)
+        the_account = scalr_access.Account(account_id, name)
+        jobs.append(
+            lambda: scalr_access.read_roles_and_policies(http, the_account, roles, policies)
+        )
+    read_concurrently(jobs)
 
 
 def _read_account_users(http: ProviderHTTP, account_id: str, scope: Scope, progress: Progress):
@@ -388,11 +412,24 @@ def _read_account_users(http: ProviderHTTP, account_id: str, scope: Scope, progr
                 progress(f"scalr: {count} account users read")
 
 
-def _read_service_accounts(http: ProviderHTTP, account_id: str, scope: Scope) -> None:
+def _read_service_accounts(
+    http: ProviderHTTP,
+    account_id: str,
+    scope: Scope,
+    builder: SnapshotBuilder,
+    settings: ScalrSettings,
+) -> None:
+    """The service accounts; then, once that listing completed, each one's tokens."""
+    from daemon.providers import scalr_access
+
+    ids: list[str] = []
     with scope:
         for item in fetch_service_accounts(http, account_id):
             service_account = scope.add(user_from_service_account(item))
             scope.add(Membership("organization", account_id, service_account.id, "member"))
+            ids.append(service_account.id)
+    if settings.read_tokens and scope.completed:
+        scalr_access.read_tokens(http, builder, ids)
 
 
 def _read_teams(http: ProviderHTTP, account_id: str, scope: Scope) -> None:
@@ -405,10 +442,17 @@ def _read_teams(http: ProviderHTTP, account_id: str, scope: Scope) -> None:
 
 
 def probe(http: ProviderHTTP, settings: ScalrSettings) -> str:
-    """One read: the account resource, which needs the token to be valid for that account."""
+    """The account resource, which needs the token to be valid for that account; then one
+    cheap read of each access listing that is switched on (``scalr_access.probe_access``)."""
+    from daemon.providers import scalr_access
+
     account = fetch_account(http, settings.account)
     name = _attributes(account, f"{API}/accounts").get("name")
-    return f"account {name} ({account.get('id')}) at {settings.origin}"
+    line = f"account {name} ({account.get('id')}) at {settings.origin}"
+    access = scalr_access.probe_access(
+        http, _id(account, f"{API}/accounts"), settings.read_access_policies, settings.read_tokens
+    )
+    return f"{line}; {access}" if access else line
 
 
 PROVIDER = Provider(

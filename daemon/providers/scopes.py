@@ -84,6 +84,22 @@ class Scope:
             self._flush()
         return item
 
+    def cover(self, *access: AccessScope) -> None:
+        """Extend what this listing covers once complete, while it is being read.
+
+        A listing may learn only as it reads which sets it lists whole (a PlanetScale team
+        object that carries its database keys covers that team's grants); like everything the
+        scope holds, the extra coverage counts only if the listing completes.
+        """
+        if self.state != OPEN:
+            raise RuntimeError(f"scope {self.label!r}: coverage is extended only while it is open")
+        self.covers_access.extend(access)
+
+    @property
+    def completed(self) -> bool:
+        """The listing was read to its end (so what depends on it may be read too)."""
+        return self.state == COMPLETED
+
     def _flush(self) -> None:
         self.staging.add(self.seq, self.pending)
         self.pending = []
