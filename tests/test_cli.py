@@ -136,9 +136,43 @@ def test_check_with_a_good_token_exits_0_and_names_the_account(db_path, sim):
     assert result.exit_code == 0, result.stdout + result.stderr
     assert sim.state.account_name in result.stdout
     assert sim.state.account_id in result.stdout
-    assert {r.path for r in sim.requests} == {"/api/iacp/v3/accounts"}
-    assert len(sim.requests) <= 2
+    # one cheap read per listing the sync needs beyond the account: roles, access policies, and
+    # one service account's tokens (found with the service-account listing)
+    paths = [r.path for r in sim.requests]
+    service_account = next(p for p in paths if p.endswith("/access-tokens"))
+    assert sorted(set(paths)) == sorted(
+        {
+            "/api/iacp/v3/accounts",
+            "/api/iacp/v3/roles",
+            "/api/iacp/v3/access-policies",
+            "/api/iacp/v3/service-accounts",
+            service_account,
+        }
+    )
+    assert len(paths) <= 6
     assert sim.state.token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "listing, variable",
+    [
+        ("roles", "SCALR_READ_ACCESS_POLICIES"),
+        ("access-policies", "SCALR_READ_ACCESS_POLICIES"),
+        ("access-tokens", "SCALR_READ_TOKENS"),
+    ],
+)
+def test_check_says_which_variable_to_switch_off_when_a_listing_is_forbidden(
+    db_path, sim, listing, variable
+):
+    with sim.state.lock:
+        sim.state.forbidden.add(listing)
+    result = run_cli(["check", "--db", str(db_path)], scalr_env(sim))
+    assert result.exit_code == 1
+    line = assert_one_line_error(result)
+    assert "Scalr" in line and "403" in line and f"{variable}=false" in line
+    # switched off as it says, check passes without reading that listing
+    result = run_cli(["check", "--db", str(db_path)], {**scalr_env(sim), variable: "false"})
+    assert result.exit_code == 0, result.stdout + result.stderr
 
 
 def test_check_with_a_refused_token_exits_1_with_one_line(db_path, sim):

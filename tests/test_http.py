@@ -63,6 +63,11 @@ PS_MEMBERS = r"^/v1/organizations/acme/members$"
 # -- worlds --------------------------------------------------------------------------------------
 
 
+#: Requests of a clean sync of ``small_scalr_state``: accounts, account users, service accounts,
+#: teams, roles, access policies and the one service account's tokens.
+SCALR_CLEAN_SYNC = 7
+
+
 def small_scalr_state() -> ScalrState:
     """Three users, one service account, one team: a clean sync is exactly four requests."""
     state = ScalrState()
@@ -137,9 +142,9 @@ def test_scalr_retryable_status_is_retried_and_every_attempt_counted(db_path, sc
     outcome = sync(db_path, scalr=scalr_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(scalr_world, ACCOUNT_USERS) == 3
-    assert len(scalr_world.requests) == 6  # 4 for a clean sync + 2 retries
-    assert run_row(db_path, outcome.run_id)["requests"] == 6
-    assert outcome.requests == 6
+    assert len(scalr_world.requests) == SCALR_CLEAN_SYNC + 2  # 2 retries
+    assert run_row(db_path, outcome.run_id)["requests"] == SCALR_CLEAN_SYNC + 2
+    assert outcome.requests == SCALR_CLEAN_SYNC + 2
     users = query(db_path, "SELECT id, account_type FROM users ORDER BY id")
     assert [u["id"] for u in users] == [
         "sa-aaaaaaaaaaaaaaaaa1",
@@ -170,9 +175,9 @@ def test_non_retryable_status_fails_the_run_after_one_request(db_path, scalr_wor
     outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", needle, "account-users")
     assert hits(scalr_world, ACCOUNT_USERS) == 1
-    # accounts and the one refused request, plus those of the service accounts and teams that
-    # were already on their way when it was refused (the listings are read together)
-    assert 2 <= row["requests"] == len(scalr_world.requests) <= 4
+    # accounts and the one refused request, plus those of the other listings that were already
+    # on their way when it was refused (the listings are read together)
+    assert 2 <= row["requests"] == len(scalr_world.requests) <= SCALR_CLEAN_SYNC
     assert query(db_path, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
 
 
@@ -384,7 +389,7 @@ def test_dropped_connection_is_retried(db_path, scalr_world):
     outcome = sync(db_path, scalr=scalr_world)
     assert outcome.status == "succeeded", outcome.error
     assert hits(scalr_world, ACCOUNT_USERS) == 2
-    assert run_row(db_path, outcome.run_id)["requests"] == 5
+    assert run_row(db_path, outcome.run_id)["requests"] == SCALR_CLEAN_SYNC + 1
 
 
 def test_connection_dropped_every_time_fails_after_max_attempts(db_path, scalr_world):
@@ -679,7 +684,7 @@ def test_redirect_to_another_loopback_address_is_not_followed(db_path, scalr_wor
     scalr_world.add_fault(path=ACCOUNT_USERS, status=302, headers={"Location": target})
     outcome = sync(db_path, scalr=scalr_world)
     row = assert_failed_run(db_path, outcome, "Scalr", "another origin")
-    assert row["requests"] == len(scalr_world.requests) <= 4  # + accounts, the other listings
+    assert row["requests"] == len(scalr_world.requests) <= SCALR_CLEAN_SYNC  # + the others
 
 
 def test_planetscale_redirect_to_another_origin_is_not_followed(db_path, ps_world):

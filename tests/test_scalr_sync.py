@@ -390,7 +390,7 @@ def test_first_sync_records_organization_and_team_memberships(db_path, large_sim
     }
 
 
-def test_sync_reads_only_the_four_sync_endpoints_with_bearer_auth_and_pages_of_100(
+def test_sync_reads_only_the_documented_endpoints_with_bearer_auth_and_pages_of_100(
     db_path, large_sim
 ):
     outcome = sync(db_path, scalr=large_sim)
@@ -400,8 +400,18 @@ def test_sync_reads_only_the_four_sync_endpoints_with_bearer_auth_and_pages_of_1
     assert requests, "no request reached the simulator"
     assert {r.method for r in requests} == {"GET"}
     assert {r.headers.get("Authorization") for r in requests} == {f"Bearer {large_sim.state.token}"}
-    allowed = {f"{API}/accounts", f"{API}/account-users", f"{API}/service-accounts", f"{API}/teams"}
-    assert {r.path for r in requests} <= allowed
+    tokens = {
+        f"{API}/service-accounts/{sa}/access-tokens" for sa in large_sim.state.service_accounts
+    }
+    listings = {
+        "accounts",
+        "account-users",
+        "service-accounts",
+        "teams",
+        "roles",
+        "access-policies",
+    }
+    assert {r.path for r in requests} == {f"{API}/{name}" for name in listings} | tokens
     by_path: dict[str, list] = {}
     for r in requests:
         by_path.setdefault(r.path, []).append(r)
@@ -414,10 +424,16 @@ def test_sync_reads_only_the_four_sync_endpoints_with_bearer_auth_and_pages_of_1
         assert r.param("filter[account]") == ACCOUNT_ID
         assert set(r.param("include").split(",")) == {"user", "teams"}
         assert r.param("page[size]") == "100"
-    for path in (f"{API}/service-accounts", f"{API}/teams"):
+    for path in (f"{API}/service-accounts", f"{API}/teams", f"{API}/access-policies"):
         assert len(by_path[path]) == 1, path
         assert by_path[path][0].param("filter[account]") == ACCOUNT_ID
         assert by_path[path][0].param("page[size]") == "100"
+    (roles,) = by_path[f"{API}/roles"]
+    assert roles.param("filter[account]") == f"in:null,{ACCOUNT_ID}"
+    (policies,) = by_path[f"{API}/access-policies"]
+    assert set(policies.param("include").split(",")) == {"environment", "workspace"}
+    for path in tokens:
+        assert len(by_path[path]) == 1 and by_path[path][0].param("page[size]") == "100", path
     assert run["requests"] == len(requests)
 
 
@@ -802,12 +818,17 @@ def test_the_tokens_only_account_is_used_when_the_name_finds_nothing(db_path, sm
     assert query(
         db_path, "SELECT DISTINCT resource_id FROM memberships WHERE resource_type = 'organization'"
     ) == [{"resource_id": ACCOUNT_ID}]
+    tokens = {
+        f"{API}/service-accounts/{sa}/access-tokens" for sa in small_sim.state.service_accounts
+    }
     assert {r.path for r in small_sim.requests} <= {
         f"{API}/accounts",
         f"{API}/account-users",
         f"{API}/service-accounts",
         f"{API}/teams",
-    }
+        f"{API}/roles",
+        f"{API}/access-policies",
+    } | tokens
 
 
 # -- a returning leaver ------------------------------------------------------------------------
@@ -890,10 +911,16 @@ def test_self_hosted_base_url_with_slash_or_api_suffix_works(db_path, small_sim,
 
     assert result.exit_code == 0, result.stderr
     paths = {r.path for r in small_sim.requests}
-    assert paths == {
-        f"{API}/accounts",
-        f"{API}/account-users",
-        f"{API}/service-accounts",
-        f"{API}/teams",
+    tokens = {
+        f"{API}/service-accounts/{sa}/access-tokens" for sa in small_sim.state.service_accounts
     }
+    listings = {
+        "accounts",
+        "account-users",
+        "service-accounts",
+        "teams",
+        "roles",
+        "access-policies",
+    }
+    assert paths == {f"{API}/{name}" for name in listings} | tokens
     assert query(db_path, "SELECT COUNT(*) AS n FROM users WHERE removed_at IS NULL") == [{"n": 9}]
