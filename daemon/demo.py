@@ -11,6 +11,7 @@ file (``accesstrail-demo.db`` unless ``--db`` says otherwise) and simulator cred
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -124,4 +125,9 @@ def _describe(row: dict) -> str:
     detail = ""
     if row["field"]:
         detail = f"{row['field']}: {row['old_value']} → {row['new_value']}"
+    elif row["kind"].startswith("grant_"):  # the role granted or taken away, and to whom
+        principal = json.loads(row["detail"] or "{}")
+        detail = f"role {row['new_value'] or row['old_value']}"
+        if principal.get("principal_type") == "team":
+            detail += f" (team {principal.get('principal_name')})"
     return "  ".join(part for part in (row["kind"], who, where, detail) if part)

@@ -54,7 +54,7 @@ def changes_of_run(db: sqlite_utils.Database, run_id: int) -> list[dict]:
     return list(
         db.query(
             "SELECT kind, email, user_id, resource_type, resource_name, resource_id, field, "
-            "old_value, new_value FROM changes WHERE run_id = ? ORDER BY id",
+            "old_value, new_value, detail FROM changes WHERE run_id = ? ORDER BY id",
             [run_id],
         )
     )
