@@ -2,24 +2,29 @@
 
 A simulated account (Scalr, then PlanetScale) evolves for many rounds through the world evolvers
 (joiners, leavers, disables, re-enables, sign-ins, renames, e-mail changes, team moves, team
-renames and deletions, returning leavers, role changes, 2FA toggles), and the product syncs after
-every round. After each round this file's own reading of the simulator state — computed here,
+renames and deletions, returning leavers, role changes, 2FA toggles; and access: Scalr roles
+granted, revoked and changed on policies, tokens added, used and removed, roles renamed or given
+other permissions, PlanetScale team database access granted and revoked), and the product syncs
+after every round. After each round this file's own reading of the simulator state — computed here,
 never with the product's normalisers — is recorded as that round's ground truth, stamped with the
 run's ``started_at``. Then:
 
-* for every round so far, the users and memberships reconstructed from ``user_versions`` /
-  ``membership_versions`` "as of" that round's ``started_at`` equal that round's ground truth
-  (the version tables alone reproduce what every successful run saw);
+* for every round so far, the users, memberships and grants reconstructed from ``user_versions``
+  / ``membership_versions`` / ``grant_versions`` "as of" that round's ``started_at`` equal that
+  round's ground truth (the version tables alone reproduce what every successful run saw);
 * the round's ``changes`` rows equal, as a multiset, the differences between the ground truth of
   the previous round and this one: every change row is a real difference and every real
-  difference has its row (with the user's e-mail and the organisation's or team's name);
-* version rows are written only for what changed, and the current tables match the truth.
+  difference has its row (with the user's e-mail and the organisation's or team's name; grant,
+  role and credential rows with the names as they are after the run, and a grant's ``detail``);
+* version rows are written only for what changed, and the current tables (users, memberships,
+  teams, grants, roles, credentials) match the truth.
 
 The seeds are fixed, so a failure reproduces; the round at which it happened is in the message.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ from tests.helpers import (
     scalr_time,
     sync,
     users_as_of,
+    versions_valid_at,
 )
 from tests.helpers import team as team_resource
 
@@ -56,6 +62,18 @@ PLANETSCALE_SEED = 424242
 PLANETSCALE_ROUNDS = 35
 START = datetime(2026, 9, 1, 8, 0, 0, tzinfo=UTC)
 USER_KIND = {"status": "status_changed", "last_sign_in_at": "last_sign_in_changed"}
+#: The tracked columns of a role and of a credential, in ``roles`` / ``credentials`` alike.
+ROLE_FIELDS = ("name", "description", "is_system", "permissions")
+CREDENTIAL_FIELDS = ("owner_id", "name", "description", "created_at", "expires_at", "last_used_at")
+#: The credential columns a change row is recorded for, and its kind.
+CREDENTIAL_KIND = {
+    "name": "credential_updated",
+    "description": "credential_updated",
+    "expires_at": "credential_updated",
+    "last_used_at": "credential_used",
+}
+#: The keys of a grant row's ``detail`` this file checks (``detail`` may hold more).
+DETAIL_KEYS = ("principal_type", "principal_id", "principal_name", "role_id")
 
 
 @dataclass
@@ -67,6 +85,11 @@ class Truth:
     organizations: dict[str, tuple] = field(default_factory=dict)  # id → (name,)
     teams: dict[str, tuple] = field(default_factory=dict)  # id → tracked team values
     team_fields: tuple[str, ...] = ()
+    roles: dict[str, tuple] = field(default_factory=dict)  # id → ROLE_FIELDS values
+    # (resource_type, resource_id, principal_type, principal_id, role_id) → (role, resource_name)
+    grants: dict[tuple, tuple] = field(default_factory=dict)
+    credentials: dict[str, tuple] = field(default_factory=dict)  # id → CREDENTIAL_FIELDS values
+    resources: dict[tuple, str] = field(default_factory=dict)  # (type, id) → name, grantable
     stamp: str = ""
     run_id: int = 0
 
@@ -104,7 +127,55 @@ def scalr_truth(state: ScalrState) -> Truth:
             None,
         )
         truth.memberships[("organization", state.account_id, sa.id)] = "member"
+    scalr_access_truth(state, truth)
     return truth
+
+
+#: A Scalr policy's subject and scope kinds in the database's words.
+PRINCIPAL_TYPE = {"user": "user", "service-account": "user", "team": "team"}
+SCOPE_TYPE = {"account": "organization", "environment": "environment", "workspace": "workspace"}
+
+
+def scalr_access_truth(state: ScalrState, truth: Truth) -> None:
+    """Roles, grants and service-account tokens as the account serves them: a policy whose
+    subject, scope or a role is gone (or that has no role) is not served, so grants nothing."""
+    for role in state.roles.values():
+        truth.roles[role.id] = (
+            role.name,
+            role.description,
+            1 if role.is_system else 0,
+            ",".join(sorted(role.permissions)),
+        )
+    truth.resources[("organization", state.account_id)] = state.account_name
+    for env in state.environments.values():
+        truth.resources[("environment", env.id)] = env.name
+    for ws in state.workspaces.values():
+        truth.resources[("workspace", ws.id)] = ws.name
+    subjects = {"user": state.users, "team": state.teams, "service-account": state.service_accounts}
+    for policy in state.access_policies.values():
+        scope = (SCOPE_TYPE[policy.scope_kind], policy.scope_id)
+        if policy.scope_kind == "account" and policy.scope_id != state.account_id:
+            continue
+        if (
+            policy.subject_id not in subjects[policy.subject_kind]
+            or scope not in truth.resources
+            or not policy.role_ids
+            or not all(r in state.roles for r in policy.role_ids)
+        ):
+            continue
+        for role_id in policy.role_ids:
+            key = (*scope, PRINCIPAL_TYPE[policy.subject_kind], policy.subject_id, role_id)
+            truth.grants[key] = (state.roles[role_id].name, truth.resources[scope])
+    for sa_id in state.service_accounts:
+        for token in state.access_tokens.get(sa_id, {}).values():
+            truth.credentials[token.id] = (
+                sa_id,
+                token.name,
+                token.description,
+                scalr_time(token.created_at),
+                scalr_time(token.expires_at),
+                scalr_time(token.last_used_at),
+            )
 
 
 def planetscale_truth(state: PlanetScaleState) -> Truth:
@@ -128,6 +199,13 @@ def planetscale_truth(state: PlanetScaleState) -> Truth:
             truth.teams[team.id] = (org.id, team.name, team.slug, team.description)
             for user_id in team.members & members:
                 truth.memberships[("team", team.id, user_id)] = "member"
+        for database in org.databases.values():
+            truth.resources[("database", database.id)] = database.name
+        for team in org.teams.values():
+            for role, ids in (("admin", team.databases), ("analyst", team.analyst_databases)):
+                for db in ids & org.databases.keys():
+                    key = ("database", db, "team", team.id, role)
+                    truth.grants[key] = (role, org.databases[db].name)
     return truth
 
 
@@ -138,9 +216,19 @@ def text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def row(kind: str, **columns) -> tuple:
-    """A change row as a CHANGE_FIELDS tuple, the form the multiset comparisons here use."""
-    return tuple(change(kind, **columns)[f] for f in CHANGE_FIELDS)
+def row(kind: str, detail: tuple | None = None, **columns) -> tuple:
+    """A change row as a CHANGE_FIELDS tuple plus the DETAIL_KEYS of its ``detail`` (None for a
+    row with none), the form the multiset comparisons here use."""
+    return (*(change(kind, **columns)[f] for f in CHANGE_FIELDS), detail)
+
+
+def stored_row(r: dict) -> tuple:
+    """A ``changes`` row of the database in the form of :func:`row`."""
+    detail = None
+    if r["detail"] is not None:
+        parsed = json.loads(r["detail"])
+        detail = tuple(parsed.get(k) for k in DETAIL_KEYS)
+    return (*(r[f] for f in CHANGE_FIELDS), detail)
 
 
 def expected_changes(before: Truth, after: Truth) -> Counter:
@@ -240,7 +328,114 @@ def expected_changes(before: Truth, after: Truth) -> Counter:
                     new_value=after.memberships[key],
                 )
             ] += 1
+    rows += expected_access_changes(before, after)
     return rows
+
+
+def expected_access_changes(before: Truth, after: Truth) -> Counter:
+    """The grant, role and credential rows between two consecutive ground truths
+    (``docs/sync-rules.md``, "Access beyond membership"), names as they are after the run or,
+    for something gone, as last known."""
+    rows: Counter = Counter()
+    name_at = after.team_fields.index("name")
+
+    def email(user_id):
+        return (after.users.get(user_id) or before.users[user_id])[0]
+
+    def team_name(team_id):
+        return (after.teams.get(team_id) or before.teams[team_id])[name_at]
+
+    def role_name(key):
+        role_id = key[4]
+        if role_id in after.roles:
+            return after.roles[role_id][0]
+        return (after.grants.get(key) or before.grants[key])[0]
+
+    def grant(kind, key, value_column):
+        resource_type, resource_id, principal_type, principal_id, role_id = key
+        resource_name = after.resources.get((resource_type, resource_id))
+        if resource_name is None:
+            resource_name = before.resources[(resource_type, resource_id)]
+        user = of(principal_id, email(principal_id)) if principal_type == "user" else {}
+        principal_name = user["email"] if user else team_name(principal_id)
+        return row(
+            kind,
+            detail=(principal_type, principal_id, principal_name, role_id),
+            **user,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=resource_name,
+            **{value_column: role_name(key)},
+        )
+
+    for key in after.grants.keys() - before.grants.keys():
+        rows[grant("grant_added", key, "new_value")] += 1
+    for key in before.grants.keys() - after.grants.keys():
+        rows[grant("grant_removed", key, "old_value")] += 1
+
+    def role(role_id):
+        name = (after.roles.get(role_id) or before.roles[role_id])[0]
+        return dict(resource_type="role", resource_id=role_id, resource_name=name)
+
+    for role_id in after.roles.keys() - before.roles.keys():
+        rows[row("role_added", **role(role_id))] += 1
+    for role_id in before.roles.keys() - after.roles.keys():
+        rows[row("role_removed", **role(role_id))] += 1
+    for role_id in before.roles.keys() & after.roles.keys():
+        for column, old, new in zip(
+            ROLE_FIELDS, before.roles[role_id], after.roles[role_id], strict=True
+        ):
+            if old != new:
+                rows[
+                    row(
+                        "role_updated",
+                        **role(role_id),
+                        field=column,
+                        old_value=text(old),
+                        new_value=text(new),
+                    )
+                ] += 1
+
+    def credential(token_id):
+        owner, name = (after.credentials.get(token_id) or before.credentials[token_id])[:2]
+        return dict(
+            **of(owner, email(owner)),
+            resource_type="credential",
+            resource_id=token_id,
+            resource_name=name,
+        )
+
+    for token_id in after.credentials.keys() - before.credentials.keys():
+        rows[row("credential_added", **credential(token_id))] += 1
+    for token_id in before.credentials.keys() - after.credentials.keys():
+        rows[row("credential_removed", **credential(token_id))] += 1
+    for token_id in before.credentials.keys() & after.credentials.keys():
+        old_values = dict(zip(CREDENTIAL_FIELDS, before.credentials[token_id], strict=True))
+        new_values = dict(zip(CREDENTIAL_FIELDS, after.credentials[token_id], strict=True))
+        for column, kind in CREDENTIAL_KIND.items():
+            if old_values[column] != new_values[column]:
+                rows[
+                    row(
+                        kind,
+                        **credential(token_id),
+                        field=column,
+                        old_value=old_values[column],
+                        new_value=new_values[column],
+                    )
+                ] += 1
+    return rows
+
+
+def grants_as_of(db_path: Path, provider: str, instant: str) -> set[tuple]:
+    """(resource_type, resource_id, principal_type, principal_id, role_id) of every grant held
+    at ``instant``, from ``grant_versions`` alone."""
+    rows = versions_valid_at(db_path, "grant_versions", provider, instant)
+    found = {tuple(r[k] for k in GRANT_KEY) for r in rows}
+    assert len(found) == len(rows), f"two versions of one grant valid at {instant}"
+    return found
+
+
+GRANT_KEY = ("resource_type", "resource_id", "principal_type", "principal_id", "role_id")
 
 
 def check_round(db_path: Path, provider: str, history: list[Truth], number: int) -> Counter:
@@ -252,7 +447,7 @@ def check_round(db_path: Path, provider: str, history: list[Truth], number: int)
 
     rows = query(db_path, "SELECT * FROM changes WHERE run_id = ?", [truth.run_id])
     assert {(r["provider"], r["observed_at"]) for r in rows} <= {(provider, truth.stamp)}, where
-    got = Counter(tuple(r[f] for f in CHANGE_FIELDS) for r in rows)
+    got = Counter(stored_row(r) for r in rows)
     if len(history) == 1:
         assert got == Counter(), f"{where}: the baseline wrote change rows"
     else:
@@ -275,6 +470,10 @@ def check_round(db_path: Path, provider: str, history: list[Truth], number: int)
     assert query(
         db_path, "SELECT COUNT(*) AS n FROM membership_versions WHERE run_id = ?", [truth.run_id]
     ) == [{"n": new_or_changed_memberships}], where
+    new_grants = len(truth.grants.keys() - previous.grants.keys())
+    assert query(
+        db_path, "SELECT COUNT(*) AS n FROM grant_versions WHERE run_id = ?", [truth.run_id]
+    ) == [{"n": new_grants}], where
 
     # the current tables are the newest truth
     current = query(
@@ -291,6 +490,23 @@ def check_round(db_path: Path, provider: str, history: list[Truth], number: int)
         db_path, "SELECT * FROM teams WHERE provider = ? AND removed_at IS NULL", [provider]
     )
     assert {t["id"]: tuple(t[f] for f in truth.team_fields) for t in teams} == truth.teams, where
+    grants = query(
+        db_path, "SELECT * FROM grants WHERE provider = ? AND removed_at IS NULL", [provider]
+    )
+    assert {
+        tuple(g[k] for k in GRANT_KEY): (g["role"], g["resource_name"]) for g in grants
+    } == truth.grants, where
+    roles = query(
+        db_path, "SELECT * FROM roles WHERE provider = ? AND removed_at IS NULL", [provider]
+    )
+    assert {r["id"]: tuple(r[f] for f in ROLE_FIELDS) for r in roles} == truth.roles, where
+    credentials = query(
+        db_path, "SELECT * FROM credentials WHERE provider = ? AND removed_at IS NULL", [provider]
+    )
+    assert {c["owner_type"] for c in credentials} <= {"user"}, where
+    assert {
+        c["id"]: tuple(c[f] for f in CREDENTIAL_FIELDS) for c in credentials
+    } == truth.credentials, where
 
     # every earlier round is reproduced by the version tables alone
     for earlier, past in enumerate(history):
@@ -299,6 +515,9 @@ def check_round(db_path: Path, provider: str, history: list[Truth], number: int)
         )
         assert memberships_as_of(db_path, provider, past.stamp) == past.memberships, (
             f"{where}: memberships as of round {earlier}"
+        )
+        assert grants_as_of(db_path, provider, past.stamp) == past.grants.keys(), (
+            f"{where}: grants as of round {earlier}"
         )
     return Counter(r["kind"] for r in rows)
 
@@ -377,6 +596,12 @@ def test_scalr_history_reproduces_every_round_of_a_randomized_evolution(db_path)
             "team_added",
             "team_removed",
             "team_updated",
+            "grant_added",
+            "grant_removed",
+            "role_updated",
+            "credential_added",
+            "credential_removed",
+            "credential_used",
         ],
         updated_fields={"name", "email", "provider_status"},
     )
@@ -388,6 +613,24 @@ def test_scalr_history_reproduces_every_round_of_a_randomized_evolution(db_path)
     }
     assert directions == {"enabled", "disabled"}, "no disable and re-enable both"
     assert returning_ids(db_path, "scalr"), "no leaver came back during the evolution"
+    # grants of humans, service accounts and teams; a role renamed and re-permissioned
+    principals = {
+        (r["kind"], r["principal"])
+        for r in query(
+            db_path,
+            "SELECT kind, CASE WHEN user_id LIKE 'sa-%' THEN 'service' "
+            "ELSE json_extract(detail, '$.principal_type') END AS principal "
+            "FROM changes WHERE kind LIKE 'grant_%'",
+        )
+    }
+    assert {("grant_added", "user"), ("grant_removed", "team"), ("grant_removed", "service")} <= (
+        principals
+    ), principals
+    role_fields = {
+        r["field"]
+        for r in query(db_path, "SELECT DISTINCT field FROM changes WHERE kind = 'role_updated'")
+    }
+    assert {"name", "permissions"} <= role_fields, role_fields
     first_seen = query(
         db_path,
         "SELECT id, first_seen_at, removed_at FROM users WHERE id IN "
@@ -422,7 +665,20 @@ def test_planetscale_history_reproduces_every_round_of_a_randomized_evolution(db
             "team_added",
             "team_removed",
             "team_updated",
+            "grant_added",
+            "grant_removed",
         ],
         updated_fields={"name", "email", "mfa_enabled"},
     )
     assert returning_ids(db_path, "planetscale"), "no member came back during the evolution"
+    granted = {
+        (r["kind"], r["role"])
+        for r in query(
+            db_path,
+            "SELECT kind, COALESCE(new_value, old_value) AS role FROM changes "
+            "WHERE kind LIKE 'grant_%'",
+        )
+    }
+    assert granted == {
+        (kind, role) for kind in ("grant_added", "grant_removed") for role in ("admin", "analyst")
+    }, granted
