@@ -422,6 +422,11 @@ def test_each_kind_of_access_change_records_exactly_its_rows(sim, db_path):
     # the same state again: nothing
     again = sync(db_path, scalr=sim)
     assert changes_of(db_path, again.run_id) == []
+    # a role deleted: role_removed; the grants it had stay until the policy listing drops them
+    with state.lock:
+        del state.roles["role-accauditor001"]
+    gone = sync(db_path, scalr=sim)
+    assert changes_of(db_path, gone.run_id) == [change("role_removed", **auditor)]
 
 
 def test_a_user_team_or_service_account_that_is_gone_takes_its_grants_even_when_policies_fail(
