@@ -536,3 +536,16 @@ def test_switched_off_listings_are_not_read_and_their_rows_stay(sim, db_path):
     assert changes_of(db_path, outcome.run_id) == []
     paths = {arrival.path.rsplit("/", 1)[-1] for arrival in sim.arrivals}
     assert paths == {"accounts", "account-users", "service-accounts", "teams"}
+
+
+def test_a_403_on_one_service_accounts_tokens_keeps_its_tokens_as_they_were(sim, db_path):
+    sync(db_path, scalr=sim)
+    before = query(db_path, "SELECT * FROM credentials ORDER BY id")
+    with sim.state.lock:
+        sim.state.forbidden.add(f"access-tokens:{DEPLOY}")
+        sim.state.access_tokens[DEPLOY].pop(CI_TOKEN)  # unseen: must not become a removal
+    outcome = sync(db_path, scalr=sim)
+    assert outcome.status == "partial"
+    assert "403" in outcome.error
+    assert query(db_path, "SELECT * FROM credentials ORDER BY id") == before
+    assert changes_of(db_path, outcome.run_id) == []
