@@ -12,6 +12,7 @@ Serve-time environment:
   page; when set, only the web user,
   logged in at ``/-/login`` or by HTTP Basic, sees anything.
 - ``ACCESSTRAIL_WEB_USER``: that user's name, ``auditor`` by default.
+- ``DATASETTE_SECRET``: signs the login cookie, so a login outlives a restart.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def build_datasette(db_path: Path, environ: dict[str, str] | None = None):
         metadata=metadata,
         settings=SETTINGS,
         template_dir=str(TEMPLATES),
+        # signs the login cookie; without it a new one is drawn at every start
+        secret=environ.get("DATASETTE_SECRET") or None,
     )
 
 
