@@ -106,3 +106,28 @@ def test_left_scalr_still_in_planetscale(audited):
     assert [(row["email"], row["planetscale_organizations"]) for row in rows] == [
         ("carol@example.com", "acme (member)")
     ]
+
+
+def test_metadata_hides_every_table_that_is_not_public():
+    from store.datasette.metadata import build_metadata
+
+    tables = build_metadata("x", existing_tables=["users", "_locks", "outbox_internal"])[
+        "databases"
+    ]["x"]["tables"]
+    assert tables["_sqlite_migrations"] == {"hidden": True}
+    assert tables["_locks"] == {"hidden": True}
+    assert tables["outbox_internal"] == {"hidden": True}
+    assert not tables["users"].get("hidden")
+
+
+def test_metadata_asks_for_a_password_only_when_a_hash_is_given():
+    from store.datasette.metadata import build_metadata
+
+    open_metadata = build_metadata("x")
+    assert "allow" not in open_metadata
+    assert "datasette-auth-passwords" not in open_metadata["plugins"]
+    guarded = build_metadata("x", password_hash="pbkdf2_sha256$1$a$b", web_user="eve")
+    assert guarded["allow"] == {"id": "eve"}
+    assert guarded["plugins"]["datasette-auth-passwords"] == {
+        "eve_password_hash": "pbkdf2_sha256$1$a$b"
+    }
