@@ -55,9 +55,10 @@ def webhook_body(settings: Settings, payload: str, summary: str) -> bytes:
     return payload.encode()
 
 
-def post_webhook(settings: Settings, body: bytes, timeout: float = ATTEMPT_SECONDS) -> str | None:
+def post_webhook(settings: Settings, body: bytes, timeout: float | None = None) -> str | None:
     """POST ``body``; None on a 2xx, else the reason (never the URL)."""
     assert settings.webhook_url is not None
+    timeout = ATTEMPT_SECONDS if timeout is None else timeout
     try:
         with httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
             answer = client.post(
@@ -104,7 +105,7 @@ def _due(item: alerts.Pending, now: float) -> bool:
 
 def deliver_pending(
     settings: Settings,
-    budget: float = SYNC_BUDGET_SECONDS,
+    budget: float | None = None,
     *,
     due_only: bool = False,
     db: sqlite_utils.Database | None = None,
@@ -113,7 +114,7 @@ def deliver_pending(
     report = Report()
     if not settings.sinks:
         return report
-    deadline = time.monotonic() + budget
+    deadline = time.monotonic() + (SYNC_BUDGET_SECONDS if budget is None else budget)
     own = db is None
     database = schema.connect(settings.db_path) if db is None else db
     try:
