@@ -55,12 +55,12 @@ def _secrets(settings: Settings) -> list[str]:
         for value in vars(provider_settings).values():
             if isinstance(value, Secret):
                 found += [value.reveal(), *value.reveal().split(":")]
-    if settings.webhook_url is not None:  # a Slack URL is its own credential: and its path
+    if settings.webhook_url is not None:  # a Slack URL is its own credential, its path too
         from urllib.parse import urlsplit
 
         url = settings.webhook_url.reveal()
         path = urlsplit(url).path
-        found += [url, path, *[part for part in path.split("/") if part]]
+        found += [url, path, path.rstrip("/").rpartition("/")[2]]  # the last part: the token
     return found
 
 

@@ -355,3 +355,19 @@ def test_run_delivers_continuously_with_backoff(db_path, scalr, monkeypatch):
             daemon.terminate()
             daemon.communicate(timeout=60)
     assert all(r["delivered_at"] for r in alert_rows(db_path))
+
+
+def test_the_log_sink_redacts_the_webhook_url_and_its_token(capsys, scalr):
+    from loguru import logger
+
+    from daemon.cli import configure_logging
+    from daemon.config import load_settings
+
+    url = f"https://hooks.example.com{SECRET_PATH}"
+    settings = load_settings(environ={**scalr_env(scalr), "ACCESSTRAIL_WEBHOOK_URL": url})
+    configure_logging("INFO", settings)
+    logger.warning("posting to {} failed", url)
+    logger.warning("token B0S3CRETT0KEN4xyzzy leaked")
+    err = capsys.readouterr().err
+    assert "B0S3CRETT0KEN4xyzzy" not in err and "hooks.example.com" not in err
+    assert err.count("[redacted]") == 2
