@@ -55,6 +55,12 @@ def _secrets(settings: Settings) -> list[str]:
         for value in vars(provider_settings).values():
             if isinstance(value, Secret):
                 found += [value.reveal(), *value.reveal().split(":")]
+    if settings.webhook_url is not None:  # a Slack URL is its own credential, its path too
+        from urllib.parse import urlsplit
+
+        url = settings.webhook_url.reveal()
+        path = urlsplit(url).path
+        found += [url, path, path.rstrip("/").rpartition("/")[2]]  # the last part: the token
     return found
 
 
@@ -169,7 +175,24 @@ def sync(provider: str | None, env_file: Path | None, db: Path | None) -> None:
         if result.error:
             click.echo(f"  {result.error}", err=True)
         failed = failed or not result.ok
+    deliver_after_sync(settings)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def deliver_after_sync(settings: Settings) -> None:
+    """Try every pending alert once, within its budget; never changes the exit status."""
+    if not settings.sinks or not settings.db_path.is_file():
+        return
+    from daemon.delivery import deliver_pending
+
+    try:
+        report = deliver_pending(settings)
+    except Exception as exc:  # delivery must never fail a sync
+        logger.opt(exception=exc).debug("delivering alerts failed")
+        click.echo(f"alerts: not delivered ({type(exc).__name__}); next sync retries", err=True)
+        return
+    if report.delivered or report.failed or report.left:
+        click.echo(report.line(), err=True)
 
 
 @main.command()
@@ -202,14 +225,32 @@ def warn_about_env_file(env_file: Path | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--webhook",
+    is_flag=True,
+    help="Also POST a clearly marked test message to ACCESSTRAIL_WEBHOOK_URL.",
+)
 @settings_options
-def check(env_file: Path | None, db: Path | None) -> None:
+def check(webhook: bool, env_file: Path | None, db: Path | None) -> None:
     """Validate the configuration and prove each credential with one cheap read."""
     from daemon.probe import probe_provider
 
     settings = settings_or_exit(env_file, db)
     warn_about_env_file(env_file)
+    if webhook and settings.webhook_url is None:
+        click.echo("configuration error: ACCESSTRAIL_WEBHOOK_URL: not set", err=True)
+        sys.exit(EXIT_USAGE)
     refused = False
+    if webhook:
+        from daemon.delivery import send_test_message
+
+        with database_errors(settings.db_path):
+            error = send_test_message(settings)
+        if error is None:
+            click.echo(f"webhook: ok: test message accepted ({settings.webhook_format})")
+        else:
+            click.echo(f"webhook: test message not accepted: {error}", err=True)
+            refused = True
     for name in require_providers(settings, None):
         try:
             click.echo(f"{PROVIDERS[name].label}: ok: {probe_provider(settings, name)}")
@@ -254,6 +295,44 @@ def status(as_json: bool, env_file: Path | None, db: Path | None) -> None:
         click.echo("no provider has been synced and none is configured", err=True)
     healthy = bool(reports) and all(report.healthy for report in reports)
     sys.exit(EXIT_OK if healthy else EXIT_FAILED)
+
+
+@main.command("alerts")
+@click.option(
+    "--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+@settings_options
+def alerts_command(limit: int, as_json: bool, env_file: Path | None, db: Path | None) -> None:
+    """List recent alerts, newest first, and their delivery state."""
+    from store import alerts, schema
+
+    settings = settings_or_exit(env_file, db)
+    require_database(settings)
+    with database_errors(settings.db_path):
+        database = schema.connect(settings.db_path)
+        try:
+            rows = alerts.recent(database, limit)
+        finally:
+            database.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        if row["delivered_at"]:
+            state = f"delivered {row['delivered_at']}"
+        elif not row["sinks"]:
+            state = "no sink configured when raised"
+        else:
+            state = f"pending ({row['sinks']}; {row['attempts']} failed attempt(s)"
+            state += f"; {row['last_error']})" if row["last_error"] else ")"
+        click.echo(
+            f"#{row['id']} {row['observed_at']} {row['provider']} {row['rule']}: "
+            f"{row['summary']} [{state}]"
+        )
+    if not rows:
+        click.echo("no alerts")
+    sys.exit(EXIT_OK)
 
 
 @main.command()

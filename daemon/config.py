@@ -13,13 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.env import ConfigError, EnvValues, parse_interval, parse_port, read_environment
+from daemon.env import (
+    ConfigError,
+    EnvValues,
+    Secret,
+    checked_webhook_url,
+    parse_interval,
+    parse_port,
+    read_environment,
+)
 from daemon.providers import PROVIDERS
+from store.alerts import Alerting, UnknownRule, parse_rules
 
 DEFAULT_DB = "./accesstrail.db"
 DEFAULT_INTERVAL = "15m"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
+WEBHOOK_FORMATS = ("json", "slack")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -35,6 +45,23 @@ class Settings:
     log_level: str = "INFO"
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    webhook_url: Secret | None = None
+    webhook_format: str = "json"
+    events_file: Path | None = None
+    alert_rules: frozenset[str] = field(default_factory=lambda: parse_rules(None))
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        """The alert sinks configured: each alert raised now is owed to these."""
+        return tuple(
+            name
+            for name, on in (("webhook", self.webhook_url), ("events_file", self.events_file))
+            if on is not None
+        )
+
+    @property
+    def alerting(self) -> Alerting:
+        return Alerting(rules=self.alert_rules, sinks=self.sinks)
 
     @property
     def enabled_providers(self) -> list[str]:
@@ -78,6 +105,20 @@ def _build(values: EnvValues, db_override: str | Path | None) -> Settings:
     level = values.get("ACCESSTRAIL_LOG_LEVEL", "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError("ACCESSTRAIL_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+    webhook_url = values.secret("ACCESSTRAIL_WEBHOOK_URL")
+    if webhook_url is not None:
+        origins = [getattr(p, "origin", None) for p in providers.values()]
+        checked_webhook_url(
+            "ACCESSTRAIL_WEBHOOK_URL", webhook_url.reveal(), [o for o in origins if o]
+        )
+    webhook_format = values.get("ACCESSTRAIL_WEBHOOK_FORMAT", "json").lower()
+    if webhook_format not in WEBHOOK_FORMATS:
+        raise ConfigError("ACCESSTRAIL_WEBHOOK_FORMAT", "must be json or slack")
+    events_file = values.get("ACCESSTRAIL_EVENTS_FILE")
+    try:
+        rules = parse_rules(values.get("ACCESSTRAIL_ALERTS"))
+    except UnknownRule as exc:
+        raise ConfigError("ACCESSTRAIL_ALERTS", str(exc)) from None
     return Settings(
         db_path=db_path,
         providers=providers,
@@ -85,4 +126,8 @@ def _build(values: EnvValues, db_override: str | Path | None) -> Settings:
         log_level=level,
         host=values.get("ACCESSTRAIL_HOST", DEFAULT_HOST),
         port=parse_port("ACCESSTRAIL_PORT", values.get("ACCESSTRAIL_PORT", str(DEFAULT_PORT))),
+        webhook_url=webhook_url,
+        webhook_format=webhook_format,
+        events_file=Path(events_file) if events_file else None,
+        alert_rules=rules,
     )

@@ -182,6 +182,44 @@ def checked_origin(variable: str, url: str, allowed_path: str = "") -> str:
     return f"{parts.scheme}://{host.lower()}{f':{port}' if port else ''}"
 
 
+def checked_webhook_url(variable: str, url: str, provider_origins: Iterable[str]) -> str:
+    """The webhook URL, checked: https except loopback, no credentials, not a provider's origin.
+
+    The URL is a secret (a Slack URL is its own credential): no message here shows it.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(variable, "not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, "must be an https:// URL")
+    if parts.username or parts.password:
+        raise ConfigError(variable, "must not contain user credentials")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            variable,
+            "must use https:// (http:// is allowed only for loopback hosts "
+            "such as 127.0.0.1 or localhost)",
+        )
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    origin = f"{parts.scheme}://{host.lower()}{f':{port}' if port and port != default else ''}"
+    for provider_origin in provider_origins:
+        other = urlsplit(provider_origin)
+        other_port = other.port or {"http": 80, "https": 443}.get(other.scheme)
+        if (parts.scheme, host.lower(), port or default) == (
+            other.scheme,
+            (other.hostname or "").lower(),
+            other_port,
+        ):
+            raise ConfigError(
+                variable,
+                f"is on a provider's origin ({provider_origin}); alerts never go to a provider",
+            )
+    return origin
+
+
 def _without_userinfo(url: str) -> str:
     """The URL as safe to print: a password pasted into it must not reach a log or terminal.
 

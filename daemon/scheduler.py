@@ -43,6 +43,10 @@ from store.lock import SyncLockBusy
 STUCK_AFTER_SECONDS = HttpPolicy().stall_limit + 60.0
 #: The scheduler's heartbeat job runs this often at most (more often for a short watchdog).
 HEARTBEAT_SECONDS = 10.0
+#: How often ``run`` looks for alerts due for delivery (each waits out its own backoff).
+DELIVERY_SECONDS = 5.0
+#: How long one delivery round may take, so a dead receiver never holds a stop for long.
+DELIVERY_ROUND_SECONDS = 60.0
 #: How much of the error a STATUS= line carries.
 STATUS_ERROR_CHARS = 80
 
@@ -109,6 +113,14 @@ class Daemon:
                 self._schedule(provider, reads.last_success(db, provider))
         finally:
             db.close()
+        if self.settings.sinks:
+            self.scheduler.add_job(
+                self.delivery_job,
+                IntervalTrigger(seconds=DELIVERY_SECONDS),
+                id="deliver",
+                name="deliver alerts",
+                next_run_time=datetime.now(UTC),
+            )
         if self.heartbeat_seconds:
             self.scheduler.add_job(
                 self._beat,
@@ -185,6 +197,21 @@ class Daemon:
         finally:
             self.activity.end(provider)
         self._report(outcome)
+
+    def delivery_job(self) -> None:
+        """Deliver the alerts that are due; never raises (the next round tries again)."""
+        if self.stop.is_set():
+            return
+        from daemon.delivery import deliver_pending
+
+        try:
+            report = deliver_pending(self.settings, DELIVERY_ROUND_SECONDS, due_only=True)
+        except Exception as exc:
+            logger.opt(exception=exc).debug("delivering alerts crashed")
+            logger.warning("alerts: delivery failed ({}); will retry", type(exc).__name__)
+            return
+        if report.delivered:
+            logger.info(report.line())
 
     def _report(self, outcome: SyncOutcome) -> None:
         if outcome.status == "succeeded":

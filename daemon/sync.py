@@ -32,6 +32,7 @@ from daemon.http import HttpPolicy
 from daemon.providers import PROVIDERS
 from daemon.providers.base import Progress, Provider, no_progress
 from store import lock, runs, schema
+from store.alerts import Alerting
 from store.apply import apply_snapshot
 from store.model import Snapshot
 from store.staging import Staging
@@ -158,7 +159,7 @@ def sync_provider(
                 fetched = fetch(spec, provider_settings, policy, stop, progress, staging, activity)
                 if activity:
                     activity()
-                result = record(db, run, fetched, spec.label, settings.db_path)
+                result = record(db, run, fetched, spec.label, settings.db_path, settings.alerting)
             finally:
                 db.close()
                 memory.hand_back_freed_memory()  # the pages and staging of this run are gone
@@ -246,7 +247,12 @@ def storage_errors(db_path: Path, label: str) -> Iterator[None]:
 
 
 def record(
-    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str, db_path: Path
+    db: sqlite_utils.Database,
+    run: runs.Run,
+    fetched: Fetched,
+    label: str,
+    db_path: Path,
+    alerting: Alerting | None = None,
 ) -> runs.RunResult:
     """Apply the snapshot and close the run in one transaction; the one place a run is closed.
 
@@ -256,7 +262,7 @@ def record(
     """
     try:
         with transaction(db):
-            result = _apply(db, run, fetched, label, db_path)
+            result = _apply(db, run, fetched, label, db_path, alerting)
             runs.finish_run(db, run, result, fetched.requests)
         return result
     except (sqlite3.Error, OSError) as exc:
@@ -277,12 +283,18 @@ def _not_recorded(label: str, problem: str) -> str:
 
 
 def _apply(
-    db: sqlite_utils.Database, run: runs.Run, fetched: Fetched, label: str, db_path: Path
+    db: sqlite_utils.Database,
+    run: runs.Run,
+    fetched: Fetched,
+    label: str,
+    db_path: Path,
+    alerting: Alerting | None = None,
 ) -> runs.RunResult:
     if fetched.snapshot is None:
         return runs.RunResult("failed", fetched.error)
     try:
-        return apply_snapshot(db, fetched.snapshot, run)  # a savepoint: rolled back on failure
+        # a savepoint: rolled back on failure
+        return apply_snapshot(db, fetched.snapshot, run, alerting)
     except Exception as exc:
         logger.opt(exception=exc).debug("applying the {} snapshot failed", run.provider)
         problem = storage_problem(db_path, exc)

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 import sqlite_utils
 
 from store import runs
+from store.alerts import Alerting, raise_alerts
 from store.apply_access import AccessDiff, access_baselines
 from store.diffsql import Statements, differs, row_changes, upsert_sql
 from store.model import Snapshot
@@ -71,17 +72,24 @@ APPLY_CACHE_KIB = 8192
 CACHED = ("main", "temp")
 
 
-def apply_snapshot(db: sqlite_utils.Database, snapshot: Snapshot, run: runs.Run) -> runs.RunResult:
+def apply_snapshot(
+    db: sqlite_utils.Database,
+    snapshot: Snapshot,
+    run: runs.Run,
+    alerting: Alerting | None = None,
+) -> runs.RunResult:
     """Diff ``snapshot`` against the database and write what changed, stamped as ``run``.
 
     One transaction (a savepoint when the caller already holds one, as the sync does so that
-    the run row closes in the same commit).
+    the run row closes in the same commit). The run's alerts (``alerting``: all rules, owed to
+    no sink, when None) are written in it, after the change rows; a baseline has none.
     """
     with transaction(db), _page_cache(db, APPLY_CACHE_KIB):
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
         snapshot.staging.settle()
         _Diff(db, snapshot, run, baseline).run()
         AccessDiff(db, snapshot, run, access_baselines(db, snapshot.provider, baseline)).run()
+        raise_alerts(db, run.id, alerting or Alerting())
         counted = db.execute(
             "SELECT kind, COUNT(*) FROM changes WHERE run_id = ? GROUP BY kind", [run.id]
         ).fetchall()

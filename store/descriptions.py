@@ -24,6 +24,9 @@ TABLES = {
     "use. Never the token itself.",
     "baselines": "Which kinds of access record each provider has baselined, and in which run: "
     "rows of a kind first read by that run were recorded without change rows.",
+    "alerts": "Alerts raised on risky changes (one per rule and triggering change row; "
+    "`offboarding_gap` one per person and run), written with the run's changes, and their "
+    "delivery state.",
     "effective_grants": "Every current grant, a team's grant expanded to each current member of "
     "the team (`via_team_*` NULL for a direct grant).",
 }
@@ -108,6 +111,18 @@ COLUMNS = {
     "effective_grants.user_id": "the user holding the role (`users.id`)",
     "via_team_id": "the team the role comes through; NULL for a direct grant",
     "via_team_name": "that team's name",
+    "alerts.id": "the alert's number; the payload's `id` is `accesstrail:<database id>:<this>`",
+    "alerts.run_id": "the run whose change rows raised the alert",
+    "rule": "`new_admin`, `account_enabled`, `mfa_disabled`, `offboarding_gap`, "
+    "`organization_access_lost`, `credential_added` or `credential_never_expires`",
+    "alerts.observed_at": "the run's `started_at`",
+    "summary": "one line saying what happened (the Slack message)",
+    "payload": "the JSON that is sent: id, rule, provider, observed_at, run_id, summary, and the "
+    "triggering change rows with their OCSF classification",
+    "delivered_at": "when every sink owed the alert had it; NULL while one is pending or when no "
+    "sink was configured",
+    "attempts": "failed delivery attempts",
+    "last_error": "why the last attempt failed (never the webhook URL); NULL after a success",
 }
 
 

@@ -50,6 +50,8 @@ GRANT_KEY = {
 }
 #: Release 2 recorded access beyond membership: roles, grants, credentials.
 ACCESS_RELEASE = 2
+#: Release 3 raised alerts on risky changes: the ``alerts`` outbox.
+ALERTS_RELEASE = 3
 
 #: Every public table, its columns in order, and its primary key. Kept as data so the README,
 #: the schema test and the Datasette metadata can all be generated from the one source.
@@ -189,6 +191,23 @@ TABLES: dict[str, dict] = {
         "foreign_keys": [("run_id", "sync_runs", "id")],
         "since": ACCESS_RELEASE,
     },
+    "alerts": {
+        "columns": {
+            "id": INTEGER,
+            "run_id": INTEGER,
+            "provider": TEXT,
+            "rule": TEXT,
+            "observed_at": TEXT,
+            "summary": TEXT,
+            "payload": TEXT,
+            "delivered_at": TEXT,
+            "attempts": INTEGER,
+            "last_error": TEXT,
+        },
+        "pk": "id",
+        "foreign_keys": [("run_id", "sync_runs", "id")],
+        "since": ALERTS_RELEASE,
+    },
 }
 
 #: Indexes for the audit questions: "as of T", "what changed when", "who is in org X"; each with
@@ -210,6 +229,7 @@ INDEXES: list[tuple[str, list[str]] | tuple[str, list[str], int]] = [
     ("grant_versions", ["provider", "principal_id", "valid_from"], ACCESS_RELEASE),
     ("grant_versions", ["resource_type", "resource_id", "valid_from"], ACCESS_RELEASE),
     ("credentials", ["provider", "owner_id"], ACCESS_RELEASE),
+    ("alerts", ["run_id"], ALERTS_RELEASE),
 ]
 
 #: Views over the tables, each with the release that added it. ``effective_grants``: every
@@ -257,6 +277,16 @@ def m001_public_schema(db: sqlite_utils.Database) -> None:
 def m002_access(db: sqlite_utils.Database) -> None:
     """Roles, grants and their versions, credentials, per-kind baselines, ``changes.detail``."""
     _create_release(db, ACCESS_RELEASE)
+
+
+@migrations()
+def m003_alerts(db: sqlite_utils.Database) -> None:
+    """The ``alerts`` outbox; internal: the database's random id (given once, here, whether the
+    database is new or upgraded) and which sinks each alert is owed to."""
+    from store.alerts import create_internal_tables
+
+    _create_release(db, ALERTS_RELEASE)
+    create_internal_tables(db)
 
 
 def _create_release(db: sqlite_utils.Database, release: int) -> None:

@@ -215,6 +215,21 @@ EXPECTED: dict[str, dict] = {
         ],
         "pk": ["provider", "kind"],
     },
+    "alerts": {
+        "columns": [
+            ("id", "INTEGER"),
+            ("run_id", "INTEGER"),
+            ("provider", "TEXT"),
+            ("rule", "TEXT"),
+            ("observed_at", "TEXT"),
+            ("summary", "TEXT"),
+            ("payload", "TEXT"),
+            ("delivered_at", "TEXT"),
+            ("attempts", "INTEGER"),
+            ("last_error", "TEXT"),
+        ],
+        "pk": ["id"],
+    },
 }
 #: Views an auditor queries, with their columns in order.
 EXPECTED_VIEWS = {

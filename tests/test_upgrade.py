@@ -86,7 +86,14 @@ def test_a_database_of_the_previous_release_migrates_and_its_next_sync_changes_n
             else:
                 assert after == before[table], table
         migrations = query(db_path, "SELECT name FROM _sqlite_migrations ORDER BY id")
-        assert [m["name"] for m in migrations] == ["m001_public_schema", "m002_access"]
+        assert [m["name"] for m in migrations] == [
+            "m001_public_schema",
+            "m002_access",
+            "m003_alerts",
+        ]
+        # an upgraded database is given its id once, and its first runs raise no alert
+        assert len(query(db_path, "SELECT value FROM _accesstrail WHERE key = 'database_id'")) == 1
+        assert query(db_path, "SELECT * FROM alerts") == []
         # the new kinds were read and baselined by these runs
         assert query(db_path, "SELECT provider, kind FROM baselines ORDER BY provider, kind") == [
             {"provider": "planetscale", "kind": "grants"},
