@@ -348,17 +348,20 @@ def serve(env_file: Path | None, db: Path | None) -> None:
 
 @main.command()
 @click.option(
+    "--days",
     "--rounds",
+    "days",
     type=click.IntRange(1, 1000),
-    default=6,
+    default=30,
     show_default=True,
-    help="How many rounds of changes to simulate after the baseline sync.",
+    help="How many simulated days to replay after the baseline sync, one sync a day "
+    "(--rounds is the older spelling).",
 )
-@click.option("--no-serve", is_flag=True, help="Exit after the rounds instead of serving.")
+@click.option("--no-serve", is_flag=True, help="Exit after the last day instead of serving.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the world.")
 @settings_options
-def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path | None) -> None:
-    """Sync the built-in simulated Scalr and PlanetScale for a few rounds, then serve it."""
+def demo(days: int, no_serve: bool, seed: int, env_file: Path | None, db: Path | None) -> None:
+    """Replay a simulated month of Scalr and PlanetScale, one sync a day, then serve it."""
     from daemon.demo import DEMO_DB, run_demo
 
     configure_logging("WARNING")
@@ -369,7 +372,7 @@ def demo(rounds: int, no_serve: bool, seed: int, env_file: Path | None, db: Path
         host, port = DEFAULT_HOST, DEFAULT_PORT
     run_demo(
         db_path=db or DEMO_DB,
-        rounds=rounds,
+        days=days,
         serve=not no_serve,
         seed=seed,
         echo=click.echo,

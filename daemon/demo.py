@@ -1,23 +1,30 @@
-"""``accesstrail demo``: the whole product on simulated providers, in one command.
+"""``accesstrail demo``: the whole product on simulated providers, a simulated month in one command.
 
-It starts the built-in Scalr and PlanetScale simulators on 127.0.0.1, takes a baseline sync,
-then lets the simulated organisations evolve for a few rounds (sign-ins, disables, role changes,
-team moves, joiners, leavers), syncing after each round and printing what the history recorded
-next to what really happened. It ends by serving the result with Datasette.
+It starts the built-in Scalr and PlanetScale simulators on 127.0.0.1, takes a baseline sync ``N``
+days ago, then replays the days one by one: the simulated organisations evolve at random (sign-ins,
+disables, role changes, team moves, joiners, leavers) and by a scripted scenario
+(:mod:`daemon.simulate.scenario`: a joiner, people who stop signing in, a promotion to admin, an
+organisation lost, a token never used, ...), and each day ends with one sync of each provider
+stamped by the simulated clock. It prints one short line per day and ends by serving the result
+with Datasette.
 
-The demo never touches a real provider or the configured database: it uses its own database
-file (``accesstrail-demo.db`` unless ``--db`` says otherwise) and simulator credentials.
+The simulated clock is a parameter of the in-process sync (``sync_provider(..., clock=...)``); the
+product itself has no way to be given one. The demo never touches a real provider or the
+configured database: it uses its own database file (``accesstrail-demo.db`` unless ``--db`` says
+otherwise) and simulator credentials.
 """
 
 from __future__ import annotations
 
-import json
 import random
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.config import DEFAULT_HOST, DEFAULT_PORT, load_settings
+from daemon.config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
+from daemon.providers import PROVIDERS
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import (
     PlanetScaleEvolver,
@@ -26,15 +33,36 @@ from daemon.simulate.planetscale.world import (
 )
 from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrEvolver, ScalrState, populate_scalr
-from daemon.sync import sync_provider
-from store import reads, schema
+from daemon.simulate.scenario import Scenario
+from daemon.sync import SyncOutcome, sync_provider
 
 DEMO_DB = Path("accesstrail-demo.db")
+DEFAULT_DAYS = 30
+#: Where the dashboard lives on the served Datasette.
+DASHBOARD_PATH = "/-/dashboards/accesstrail"
+#: The simulator needs no pacing: the demo's own budget, far above the real API's.
+DEMO_PLANETSCALE_REQUESTS_PER_MINUTE = 60_000
+#: When in a simulated day things happen, before that day's sync.
+EVENTS_BEFORE_SYNC = timedelta(hours=1)
+
+
+class SimulatedClock:
+    """The demo's clock: a moment it is set to, running on with the real time since it was set
+    (so a run's ``finished_at`` is its ``started_at`` plus how long it really took)."""
+
+    def __init__(self, moment: datetime):
+        self.set(moment)
+
+    def set(self, moment: datetime) -> None:
+        self._moment, self._since = moment, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._moment + timedelta(seconds=time.monotonic() - self._since)
 
 
 def run_demo(
     db_path: Path,
-    rounds: int,
+    days: int,
     serve: bool,
     seed: int,
     echo: Callable[[str], None] = print,
@@ -43,12 +71,12 @@ def run_demo(
 ) -> None:
     _fresh_database(db_path)
     rng = random.Random(seed)
-    # The simulated clock starts `rounds` days ago and advances a day per round, so the history
-    # reads like a few weeks of a real company rather than a few seconds.
-    clock = datetime.now(UTC) - timedelta(days=rounds)
+    # Day 0 (the baseline) is `days` days ago; the last day's sync happens now.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
+    clock = SimulatedClock(start)
     scalr_state, planetscale_state = ScalrState(), PlanetScaleState()
-    populate_scalr(scalr_state, rng, users=40, service_accounts=5, teams=6, now=clock)
-    populate_planetscale(planetscale_state, rng, orgs=2, users=30, teams_per_org=4, now=clock)
+    populate_scalr(scalr_state, rng, users=40, service_accounts=5, teams=6, now=start)
+    populate_planetscale(planetscale_state, rng, orgs=3, users=30, teams_per_org=4, now=start)
 
     with (
         ScalrSimulator(scalr_state) as scalr_sim,
@@ -63,37 +91,59 @@ def run_demo(
                     f"{planetscale_state.token_id}:{planetscale_state.token_secret}"
                 ),
                 "PLANETSCALE_API_URL": planetscale_sim.url,
+                "PLANETSCALE_REQUESTS_PER_MINUTE": str(DEMO_PLANETSCALE_REQUESTS_PER_MINUTE),
             },
             db_override=db_path,
             read_default_env_file=False,
         )
         echo(
             f"Simulated Scalr at {scalr_sim.url}, simulated PlanetScale at "
-            f"{planetscale_sim.url}; history in {db_path}"
+            f"{planetscale_sim.url}; {days} simulated days of history in {db_path}"
         )
-        echo("Round 0: baseline")
-        for provider in settings.enabled_providers:
-            echo("  " + sync_provider(settings, provider).summary())
+        echo(f"Day 0  {start:%a %d %b}  baseline · recorded: {_recorded(_sync(settings, clock))}")
 
-        evolvers = [ScalrEvolver(scalr_state, rng), PlanetScaleEvolver(planetscale_state, rng)]
-        for number in range(1, rounds + 1):
-            clock += timedelta(days=1)
-            echo(f"Round {number}: what happened")
-            for evolver in evolvers:
-                for line in evolver.step(clock):
-                    echo(f"  - {line}")
-            echo("  what accesstrail recorded:")
-            for provider in settings.enabled_providers:
-                outcome = sync_provider(settings, provider)
-                echo("    " + outcome.summary())
-                for line in _describe_changes(db_path, outcome.run_id):
-                    echo(f"      {line}")
+        scalr = ScalrEvolver(scalr_state, rng)
+        planetscale = PlanetScaleEvolver(planetscale_state, rng)
+        scenario = Scenario(scalr, planetscale, random.Random(seed + 1), days)
+        for day in range(1, days + 1):
+            moment = start + timedelta(days=day)
+            events_at = moment - EVENTS_BEFORE_SYNC
+            random_changes = len(scalr.step(events_at)) + len(planetscale.step(events_at))
+            scripted, sign_ins = scenario.step(day, events_at)
+            clock.set(moment)
+            outcomes = _sync(settings, clock)
+            echo(
+                f"Day {day}  {moment:%a %d %b}  happened: {sign_ins} sign-ins, "
+                f"{random_changes} other changes · recorded: {_recorded(outcomes)}"
+            )
+            for line in scripted:
+                echo(f"    * {line}")
 
-    echo(f"Done: {rounds} rounds recorded in {db_path}.")
+    echo(f"Done: {days} simulated days recorded in {db_path}.")
     if serve:
         from daemon.serve import serve_database
 
+        echo(f"Dashboard: http://{host}:{port}{DASHBOARD_PATH}")
+        echo(f"History tables: http://{host}:{port}/{db_path.stem}")
         serve_database(db_path, host, port)
+
+
+def _sync(settings: Settings, clock: SimulatedClock) -> list[SyncOutcome]:
+    return [sync_provider(settings, p, clock=clock) for p in settings.enabled_providers]
+
+
+def _recorded(outcomes: list[SyncOutcome]) -> str:
+    """``Scalr 12 (last_sign_in_changed 10, user_added 2), PlanetScale 0``: changes by kind."""
+    parts = []
+    for outcome in outcomes:
+        text = f"{PROVIDERS[outcome.provider].label} {sum(outcome.changes.values())}"
+        if outcome.status != "succeeded":
+            text += f" [{outcome.status}: {outcome.error}]"
+        if outcome.changes:
+            kinds = Counter(outcome.changes)
+            text += " (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def _fresh_database(db_path: Path) -> None:
@@ -107,27 +157,3 @@ def _fresh_database(db_path: Path) -> None:
         )
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-
-
-def _describe_changes(db_path: Path, run_id: int) -> list[str]:
-    db = schema.connect(db_path)
-    try:
-        return [_describe(row) for row in reads.changes_of_run(db, run_id)]
-    finally:
-        db.close()
-
-
-def _describe(row: dict) -> str:
-    who = row["email"] or row["user_id"] or ""
-    where = ""
-    if row["resource_type"]:
-        where = f"{row['resource_type']} {row['resource_name'] or row['resource_id']}"
-    detail = ""
-    if row["field"]:
-        detail = f"{row['field']}: {row['old_value']} → {row['new_value']}"
-    elif row["kind"].startswith("grant_"):  # the role granted or taken away, and to whom
-        principal = json.loads(row["detail"] or "{}")
-        detail = f"role {row['new_value'] or row['old_value']}"
-        if principal.get("principal_type") == "team":
-            detail += f" (team {principal.get('principal_name')})"
-    return "  ".join(part for part in (row["kind"], who, where, detail) if part)

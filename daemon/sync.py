@@ -31,7 +31,7 @@ from daemon.config import Settings
 from daemon.http import HttpPolicy
 from daemon.providers import PROVIDERS
 from daemon.providers.base import Progress, Provider, no_progress
-from store import lock, runs, schema
+from store import lock, runs, schema, timestamps
 from store.alerts import Alerting
 from store.apply import apply_snapshot
 from store.model import Snapshot
@@ -128,11 +128,13 @@ def sync_provider(
     lock_wait: float = lock.WAIT_SECONDS,
     stop: threading.Event | None = None,
     activity: Callable[[], None] | None = None,
+    clock: timestamps.Clock | None = None,
 ) -> SyncOutcome:
     """Sync one provider; ``stop`` (the daemon's shutdown signal) ends the fetch early.
 
     ``activity`` is called on every HTTP answer and before the apply: the daemon's watchdog
-    tells a slow sync from a stuck one by it.
+    tells a slow sync from a stuck one by it. ``clock`` stamps the run (real time when None); only
+    the demo passes one, in-process: no setting, variable or option of the product reaches it.
     """
     spec = PROVIDERS[provider]
     started = time.monotonic()
@@ -146,20 +148,22 @@ def sync_provider(
         with lock.sync_lock(settings.db_path, provider, wait_seconds=lock_wait, on_wait=waiting):
             db = schema.connect(settings.db_path)
             try:
-                closed = runs.close_stale_runs(db, provider)
+                closed = runs.close_stale_runs(db, provider, clock)
                 if closed:
                     logger.warning(
                         "{}: closed {} run(s) left 'running' by an earlier crash",
                         spec.label,
                         closed,
                     )
-                run = runs.start_run(db, provider)
+                run = runs.start_run(db, provider, clock)
                 staging = Staging(db)
                 provider_settings = settings.providers[provider]
                 fetched = fetch(spec, provider_settings, policy, stop, progress, staging, activity)
                 if activity:
                     activity()
-                result = record(db, run, fetched, spec.label, settings.db_path, settings.alerting)
+                result = record(
+                    db, run, fetched, spec.label, settings.db_path, settings.alerting, clock
+                )
             finally:
                 db.close()
                 memory.hand_back_freed_memory()  # the pages and staging of this run are gone
@@ -253,6 +257,7 @@ def record(
     label: str,
     db_path: Path,
     alerting: Alerting | None = None,
+    clock: timestamps.Clock | None = None,
 ) -> runs.RunResult:
     """Apply the snapshot and close the run in one transaction; the one place a run is closed.
 
@@ -263,7 +268,7 @@ def record(
     try:
         with transaction(db):
             result = _apply(db, run, fetched, label, db_path, alerting)
-            runs.finish_run(db, run, result, fetched.requests)
+            runs.finish_run(db, run, result, fetched.requests, clock)
         return result
     except (sqlite3.Error, OSError) as exc:
         problem = storage_problem(db_path, exc)
@@ -274,7 +279,7 @@ def record(
         db.conn.execute("ROLLBACK")
     failed = runs.RunResult("failed", _not_recorded(label, problem))
     with transaction(db):
-        runs.finish_run(db, run, failed, fetched.requests)
+        runs.finish_run(db, run, failed, fetched.requests, clock)
     return failed
 
 

@@ -35,21 +35,28 @@ class RunResult:
     changes: Counter = field(default_factory=Counter)
 
 
-def close_stale_runs(db: sqlite_utils.Database, provider: str) -> int:
+def close_stale_runs(
+    db: sqlite_utils.Database, provider: str, clock: timestamps.Clock | None = None
+) -> int:
     """Close ``provider``'s ``running`` rows as failed; call only while holding its sync lock
     (then no live sync of it can own one: the other provider's may well be running)."""
     with transaction(db):
         cursor = db.execute(
             "UPDATE sync_runs SET status = 'failed', finished_at = ?, "
             "error = COALESCE(error, ?) WHERE status = 'running' AND provider = ?",
-            [timestamps.now(), STALE_RUN_ERROR, provider],
+            [timestamps.now(clock), STALE_RUN_ERROR, provider],
         )
     return cursor.rowcount
 
 
-def start_run(db: sqlite_utils.Database, provider: str) -> Run:
+def start_run(
+    db: sqlite_utils.Database, provider: str, clock: timestamps.Clock | None = None
+) -> Run:
+    """Open a run stamped by ``clock`` (the real time when None), always after the latest run:
+    a stamp that is not after it (a clock set back, or two runs in the same millisecond) is
+    bumped to a millisecond past it."""
     with transaction(db):
-        stamp = timestamps.now()
+        stamp = timestamps.now(clock)
         (latest,) = db.execute("SELECT MAX(started_at) FROM sync_runs").fetchone()
         if latest is not None and stamp <= latest:
             stamp = timestamps.after(latest)
@@ -62,7 +69,13 @@ def start_run(db: sqlite_utils.Database, provider: str) -> Run:
     return Run(id=cursor.lastrowid, provider=provider, started_at=stamp)
 
 
-def finish_run(db: sqlite_utils.Database, run: Run, result: RunResult, requests: int) -> None:
+def finish_run(
+    db: sqlite_utils.Database,
+    run: Run,
+    result: RunResult,
+    requests: int,
+    clock: timestamps.Clock | None = None,
+) -> None:
     """Close ``run`` with its result: the one writer of a finished run row.
 
     Called inside the transaction that applied the run's rows (or, for a failed run, wrote
@@ -74,7 +87,7 @@ def finish_run(db: sqlite_utils.Database, run: Run, result: RunResult, requests:
             "changes = ? WHERE id = ?",
             [
                 result.status,
-                timestamps.now(),
+                max(timestamps.now(clock), run.started_at),
                 result.error,
                 requests,
                 sum(result.changes.values()),

@@ -8,7 +8,12 @@ Provider timestamps arrive in several ISO-8601 spellings and are normalised here
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+#: What tells the time: an in-process parameter only (the demo passes a simulated one). Production
+#: code never receives one, so every real run is stamped with the real time.
+Clock = Callable[[], datetime]
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S"
 _ISO = re.compile(
@@ -24,8 +29,9 @@ def format_instant(moment: datetime) -> str:
     return moment.strftime(_FORMAT) + f".{moment.microsecond // 1000:03d}Z"
 
 
-def now() -> str:
-    return format_instant(datetime.now(UTC))
+def now(clock: Clock | None = None) -> str:
+    """The current instant in the database format, by ``clock`` when given, else the real time."""
+    return format_instant(clock() if clock is not None else datetime.now(UTC))
 
 
 def parse_instant(text: str) -> datetime:

@@ -494,6 +494,9 @@ class ScalrEvolver(Evolver):
         super().__init__(rng, max_mutations)
         self.state = state
         self.departed: dict[str, ScalrUser] = {}  # leavers, kept so the same id can come back
+        # Ids of users, service accounts and tokens the random changes leave alone, for a scripted
+        # scenario (daemon.simulate.scenario) to keep its story; empty, it changes no draw.
+        self.reserved: set[str] = set()
         self._mutations = [
             (6.0, self._sign_in),
             (2.0, self._joiner),
@@ -529,7 +532,8 @@ class ScalrEvolver(Evolver):
     # -- helpers -------------------------------------------------------------------------------
 
     def _users(self, where: Callable[[ScalrUser], bool] = lambda u: True) -> list[ScalrUser]:
-        return [self.state.users[k] for k in sorted(self.state.users) if where(self.state.users[k])]
+        users = self.state.users
+        return [users[k] for k in sorted(users) if k not in self.reserved and where(users[k])]
 
     def _random_user(self, status: str | None = None) -> ScalrUser | None:
         """A random user, or a random one of those with ``status``; None when there is none."""
@@ -681,8 +685,11 @@ class ScalrEvolver(Evolver):
         sa = _add_service_account(self.state, self.rng, now, taken)
         return f"scalr: service account {sa.name} created"
 
+    def _service_account_ids(self) -> list[str]:
+        return [a for a in sorted(self.state.service_accounts) if a not in self.reserved]
+
     def _remove_service_account(self, now: datetime) -> str | None:
-        ident = pick(self.rng, sorted(self.state.service_accounts))
+        ident = pick(self.rng, self._service_account_ids())
         if ident is None:
             return None
         sa = self.state.service_accounts.pop(ident)
@@ -690,7 +697,7 @@ class ScalrEvolver(Evolver):
         return f"scalr: service account {sa.name} deleted"
 
     def _disable_service_account(self, now: datetime) -> str | None:
-        ident = pick(self.rng, sorted(self.state.service_accounts))
+        ident = pick(self.rng, self._service_account_ids())
         if ident is None:
             return None
         sa = self.state.service_accounts[ident]
@@ -839,6 +846,7 @@ class ScalrEvolver(Evolver):
             for sa_id in sorted(self.state.access_tokens)
             if sa_id in self.state.service_accounts
             for t in sorted(self.state.access_tokens[sa_id])
+            if t not in self.reserved
         ]
 
     def _sa_name(self, sa_id: str) -> str:
