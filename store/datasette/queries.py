@@ -291,8 +291,8 @@ events as (
          and exists (select 1 from ids where ids.provider = c.provider
                      and ids.id = json_extract(c.detail, '$.principal_id')))
   union all
-  select v.valid_from, null, v.provider, 'seen_at_baseline', v.id, v.email, 'user', v.id,
-    v.name, 'status', null, v.status, v.run_id
+  select v.valid_from, null, v.provider, 'seen_at_baseline', v.id, v.email, null, null,
+    null, 'status', null, v.status, v.run_id
   from user_versions v join ids on ids.provider = v.provider and ids.id = v.id
   where v.run_id in (select run_id from first_run where provider = v.provider)
   union all
