@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from daemon.config import load_settings
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import (
     PlanetScaleState,
@@ -38,7 +39,16 @@ from daemon.simulate.scalr.world import (
 )
 from daemon.sync import sync_provider
 from store.datasette.queries import QUERIES
-from tests.helpers import TEST_POLICY, instant_after, query, serving, settings_for, sync
+from tests.helpers import (
+    TEST_POLICY,
+    free_port,
+    instant_after,
+    query,
+    scalr_env,
+    serving,
+    settings_for,
+    sync,
+)
 
 ACC = ScalrState().account_id  # the Scalr account, named "acme"
 ADA, BOB, CAT = "user-accada0000001", "user-accbob0000001", "user-acccat0000001"
@@ -351,6 +361,19 @@ def upgraded(tmp_path):
             (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
             instant_after(last["stamp"])
             assert sync(db_path, scalr=sim).status == "succeeded"
+        # then Scalr refuses the token, and PlanetScale never answered at all
+        refused = load_settings(
+            environ={**scalr_env(sim), "SCALR_API_TOKEN": "revoked"}, db_override=db_path
+        )
+        assert sync_provider(refused, "scalr", policy=TEST_POLICY).status == "failed"
+    nobody = load_settings(
+        environ={
+            "PLANETSCALE_SERVICE_TOKEN": "id:secret",
+            "PLANETSCALE_API_URL": f"http://127.0.0.1:{free_port()}",
+        },
+        db_override=db_path,
+    )
+    assert sync_provider(nobody, "planetscale", policy=TEST_POLICY).status == "failed"
     runs = query(db_path, "SELECT id, started_at FROM sync_runs ORDER BY id")
     assert query(db_path, "SELECT kind, run_id FROM baselines WHERE kind = 'grants'") == [
         {"kind": "grants", "run_id": runs[1]["id"]}
@@ -366,7 +389,7 @@ def test_new_admins_leaves_out_a_grants_baseline_taken_after_the_providers(upgra
         ("scalr", "cat@acme.example", CAT, "acme", "superuser", SUPER, "Platform",
          third["started_at"], third["id"]),
     ]  # fmt: skip
-    admins = canned(upgraded, "admins_now")
+    admins = canned(upgraded, "admins_now")  # the failed runs changed nothing
     assert pick(admins, "email", "via_team_name") == [
         ("ada@acme.example", None),
         ("bob@acme.example", "Platform"),
@@ -492,3 +515,22 @@ def test_access_as_of_expands_team_grants_with_the_members_of_that_time(audited)
         "admin"
     ]
     assert canned(audited, "access_as_of", at="2000-01-01") == []
+    # a stamp in another form SQLite reads (seconds, no milliseconds) means the same instant
+    later = (datetime.fromisoformat(p2) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [r["role"] for r in canned(audited, "access_as_of", at=later)
+            if r["user_id"] == PERIN] == ["admin"]  # fmt: skip
+    assert pick(canned(audited, "admins_as_of", as_of=later, organization="acme-ps"),
+                "email") == [("erin@acme.example",), ("pam@acme.example",)]  # fmt: skip
+
+
+def test_sync_health_shows_failures_and_a_provider_that_never_succeeded(upgraded):
+    runs = upgraded["runs"]
+    rows = canned(upgraded, "sync_health")
+    assert pick(rows, "provider", "last_run_id", "last_status", "last_success_run_id",
+                "last_success_at", "last_success_age_seconds", "failed_since_success") == [
+        ("planetscale", runs[4]["id"], "failed", None, None, None, 1),
+        ("scalr", runs[3]["id"], "failed", runs[2]["id"], runs[2]["started_at"],
+         rows[1]["last_success_age_seconds"], 1),
+    ]  # fmt: skip
+    assert all(row["last_error"] for row in rows)
+    assert 0 <= rows[1]["last_success_age_seconds"] < 3600

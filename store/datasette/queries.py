@@ -9,11 +9,11 @@ QUERIES: dict[str, dict] = {
     "admins_as_of": {
         "title": "Who was an admin of an organisation at a given time?",
         "description": "Organisation memberships with role admin that were valid at :as_of "
-        "(a date such as 2026-03-01, or a full UTC stamp); :organization "
+        "(a date such as 2026-03-01, meaning its start in UTC, or a full UTC stamp; any form "
+        "SQLite reads as a time, such as 2026-03-01T10:00:00Z, is normalised); :organization "
         "narrows it to one organisation name.",
         "sql": """
-with t as (select case when length(:as_of) = 10 then :as_of || 'T00:00:00.000Z'
-                       else :as_of end as at)
+with t as (select coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', :as_of), :as_of) as at)
 select o.provider, o.name as organization, u.email, u.name, m.role, m.valid_from
 from t
 join membership_versions m
@@ -59,10 +59,11 @@ order by s.removed_at desc
     "access_as_of": {
         "title": "Who could do what at a given time?",
         "description": "Every membership and every grant valid at :at (a date such as "
-        "2026-03-01, meaning its start in UTC, or a full UTC stamp); a team's grant is listed "
+        "2026-03-01, meaning its start in UTC, or a full UTC stamp; any form SQLite reads as a "
+        "time, such as 2026-03-01T10:00:00Z, is normalised); a team's grant is listed "
         "for each member the team had then (via_team). Names are today's.",
         "sql": """
-with t as (select case when length(:at) = 10 then :at || 'T00:00:00.000Z' else :at end as at),
+with t as (select coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', :at), :at) as at),
 held as (
   select m.provider, m.user_id, m.resource_type, m.resource_id, m.role, null as role_id,
          null as via_team_id
@@ -228,7 +229,9 @@ order by b.at desc, u.email, b.provider, b.via_team_id
         "by their last sign-in; Scalr service accounts, which have no sign-in, by the last use of "
         "any of their present tokens (never, if none was used). Also every present Scalr "
         "service-account token not used for :days days or never used. PlanetScale does not "
-        "report sign-ins, so its members are left out.",
+        "report sign-ins, so its members are left out. Token use is as the last run that read "
+        "tokens saw it (SCALR_READ_TOKENS); a service account whose tokens were never read "
+        "shows as never used.",
         "sql": """
 with cutoff as (select strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || :days || ' days') as at),
 activity as (
