@@ -77,8 +77,9 @@ def _db(stamp: str) -> str:
 
 def scalr_state() -> ScalrState:
     """ada admin (system role ``admin``), eve admin (custom role with ``*:*``), bob in Platform
-    (last sign-in 400 days ago), cat never signed in, dan and quinn also in PlanetScale; two
-    service accounts, one with a used and an unused token, one whose only token is stale."""
+    (last sign-in 400 days ago), cat never signed in, dan (200 days ago; disabled in round 2)
+    and quinn also in PlanetScale; two service accounts, one with a used and an unused token,
+    one whose only token is stale."""
     state = ScalrState()
     state.teams = {PLATFORM: ScalrTeam(PLATFORM, "Platform")}
     state.environments = {PROD: ScalrEnvironment(PROD, "production")}
@@ -86,7 +87,7 @@ def scalr_state() -> ScalrState:
         ADA: ScalrUser(ADA, "ada@acme.example", "Ada", last_login_at=_ago(1)),
         BOB: ScalrUser(BOB, "bob@acme.example", "Bob", last_login_at=_ago(400), teams={PLATFORM}),
         CAT: ScalrUser(CAT, "cat@acme.example", "Cat", last_login_at=None),
-        DAN: ScalrUser(DAN, "dan@acme.example", "Dan", last_login_at=_ago(2)),
+        DAN: ScalrUser(DAN, "dan@acme.example", "Dan", last_login_at=_ago(200)),
         EVE: ScalrUser(EVE, "eve@acme.example", "Eve", last_login_at=_ago(3)),
         QUINN: ScalrUser(QUINN, "quinn@acme.example", "Quinn", last_login_at=_ago(1)),
     }
@@ -414,7 +415,8 @@ def test_dormant_accounts_are_stale_or_never_used_humans_service_accounts_and_to
         ("token", "credential", SPARE, "deploy@acme.example", "spare", None, "last use"),
         ("token", "credential", NIGHTLY, "backup@acme.example", "nightly", nightly, "last use"),
     ]  # fmt: skip
-    # dan (disabled) is left out; over 1000 days only the never-used remain
+    # dan (disabled, last sign-in 200 days ago) is left out; over 1000 days only the never-used
+    # remain
     assert pick(canned(audited, "dormant_accounts", days="1000"), "id") == [(CAT,), (SPARE,)]
 
 
