@@ -343,7 +343,7 @@ def serve(env_file: Path | None, db: Path | None) -> None:
 
     settings = settings_or_exit(env_file, db)
     require_database(settings)
-    serve_database(settings.db_path, settings.host, settings.port)
+    serve_database(settings.db_path, settings.host, settings.port, settings.web)
 
 
 @main.command()

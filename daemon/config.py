@@ -36,6 +36,16 @@ __all__ = ["ConfigError", "Settings", "load_settings"]
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """What ``serve`` puts in front of Datasette: a password, and the key that signs its login."""
+
+    password_hash: Secret | None = None  # from ``datasette hash-password``
+    user: str = "auditor"
+    secret: Secret | None = None  # signs the login cookie, so a login outlives a restart
+    title: str = "accesstrail"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs; ``providers`` holds only the enabled providers' settings."""
 
@@ -49,6 +59,7 @@ class Settings:
     webhook_format: str = "json"
     events_file: Path | None = None
     alert_rules: frozenset[str] = field(default_factory=lambda: parse_rules(None))
+    web: WebSettings = field(default_factory=lambda: WebSettings())
 
     @property
     def sinks(self) -> tuple[str, ...]:
@@ -130,4 +141,9 @@ def _build(values: EnvValues, db_override: str | Path | None) -> Settings:
         webhook_format=webhook_format,
         events_file=Path(events_file) if events_file else None,
         alert_rules=rules,
+        web=WebSettings(
+            password_hash=values.secret("ACCESSTRAIL_WEB_PASSWORD_HASH"),
+            user=values.get("ACCESSTRAIL_WEB_USER", "auditor"),
+            secret=values.secret("ACCESSTRAIL_WEB_SECRET"),
+        ),
     )

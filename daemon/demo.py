@@ -37,6 +37,8 @@ from daemon.simulate.scenario import Scenario
 from daemon.sync import SyncOutcome, sync_provider
 
 DEMO_DB = Path("accesstrail-demo.db")
+#: What Datasette calls the demo, so nobody mistakes simulated people for real ones.
+DEMO_TITLE = "accesstrail demo: simulated providers, not real accounts"
 DEFAULT_DAYS = 30
 #: Where the dashboard lives on the served Datasette.
 DASHBOARD_PATH = "/-/dashboards/accesstrail"
@@ -121,11 +123,12 @@ def run_demo(
 
     echo(f"Done: {days} simulated days recorded in {db_path}.")
     if serve:
+        from daemon.config import WebSettings
         from daemon.serve import serve_database
 
         echo(f"Dashboard: http://{host}:{port}{DASHBOARD_PATH}")
         echo(f"History tables: http://{host}:{port}/{db_path.stem}")
-        serve_database(db_path, host, port)
+        serve_database(db_path, host, port, WebSettings(title=DEMO_TITLE))
 
 
 def _sync(settings: Settings, clock: SimulatedClock) -> list[SyncOutcome]:

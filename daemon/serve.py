@@ -5,23 +5,20 @@ Datasette opens it in mutable mode (never immutable: the daemon writes it), boun
 configured host (127.0.0.1 by default). Datasette 0.65 has no write API, and no plugin that
 writes is installed, so the workspace only reads.
 
-Serve-time environment:
-
-- ``ACCESSTRAIL_WEB_PASSWORD_HASH``: a hash from ``datasette hash-password`` (the
-  ``datasette`` beside ``accesstrail``, with datasette-auth-passwords) or its ``/-/password-tool``
-  page; when set, only the web user,
-  logged in at ``/-/login`` or by HTTP Basic, sees anything.
-- ``ACCESSTRAIL_WEB_USER``: that user's name, ``auditor`` by default.
-- ``DATASETTE_SECRET``: signs the login cookie, so a login outlives a restart.
+What it puts in front (``WebSettings``, from ``ACCESSTRAIL_WEB_PASSWORD_HASH``,
+``ACCESSTRAIL_WEB_USER`` and ``ACCESSTRAIL_WEB_SECRET``, each secret also as ``_FILE``): with a
+password hash from ``datasette hash-password`` only the web user, logged in at ``/-/login`` or by
+HTTP Basic, sees anything; the secret signs the login cookie, so a login outlives a restart.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 from loguru import logger
+
+from daemon.config import WebSettings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "store" / "datasette" / "templates"
 
@@ -38,17 +35,18 @@ def table_names(db_path: Path) -> list[str]:
         conn.close()
 
 
-def build_datasette(db_path: Path, environ: dict[str, str] | None = None):
+def build_datasette(db_path: Path, web: WebSettings | None = None):
     from datasette.app import Datasette
 
     from store.datasette.metadata import build_metadata
 
-    environ = dict(os.environ if environ is None else environ)
+    web = web or WebSettings()
     metadata = build_metadata(
         Path(db_path).stem,
         existing_tables=table_names(db_path),
-        password_hash=environ.get("ACCESSTRAIL_WEB_PASSWORD_HASH") or None,
-        web_user=environ.get("ACCESSTRAIL_WEB_USER") or "auditor",
+        password_hash=web.password_hash.reveal() if web.password_hash else None,
+        web_user=web.user,
+        title=web.title,
     )
     return Datasette(
         [str(db_path)],
@@ -56,14 +54,14 @@ def build_datasette(db_path: Path, environ: dict[str, str] | None = None):
         settings=SETTINGS,
         template_dir=str(TEMPLATES),
         # signs the login cookie; without it a new one is drawn at every start
-        secret=environ.get("DATASETTE_SECRET") or None,
+        secret=web.secret.reveal() if web.secret else None,
     )
 
 
-def serve_database(db_path: Path, host: str, port: int) -> None:
+def serve_database(db_path: Path, host: str, port: int, web: WebSettings | None = None) -> None:
     import uvicorn
 
-    datasette = build_datasette(db_path)
+    datasette = build_datasette(db_path, web)
     logger.info("serving {} at http://{}:{}/", db_path, host, port)
     print(f"Datasette is serving {db_path} at http://{host}:{port}/", flush=True)
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning")

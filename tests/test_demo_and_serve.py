@@ -1,12 +1,13 @@
 """The demo runs the whole product on the simulators, and ``serve`` puts it behind Datasette."""
 
+import os
 import re
 import subprocess
 import sys
 
 import httpx
 
-from tests.helpers import query, run_cli, serving
+from tests.helpers import free_port, query, run_cli, serving, wait_for
 
 
 def test_demo_records_a_history_of_real_changes(tmp_path):
@@ -70,3 +71,39 @@ def test_demo_ignores_a_real_configuration_in_the_working_directory(tmp_path):
     result = _accesstrail(["demo", "--rounds", "1", "--no-serve"])
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "accesstrail-demo.db").exists()
+
+
+def test_the_served_demo_says_it_is_a_demo_and_prints_the_dashboard(tmp_path):
+    port = free_port()
+    env = {**os.environ, "ACCESSTRAIL_PORT": str(port)}
+    db = tmp_path / "shown-demo.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "demo", "--days", "2", "--db", str(db)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the demo prints the dashboard's URL once it is served
+            if "/-/dashboards/accesstrail" in line:
+                break
+        base = f"http://127.0.0.1:{port}"
+        metadata = wait_for(
+            lambda: _json_or_none(f"{base}/-/metadata.json"), 60, "the demo's Datasette answers"
+        )
+        assert "demo" in metadata["title"] and "simulated" in metadata["title"]
+        assert "simulated" in httpx.get(f"{base}/", timeout=10).text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _json_or_none(url):
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.TransportError:  # not listening yet
+        return None
+    return response.json() if response.status_code == 200 else None

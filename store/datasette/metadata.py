@@ -60,6 +60,7 @@ def build_metadata(
     existing_tables: Iterable[str] = (),
     password_hash: str | None = None,
     web_user: str = "auditor",
+    title: str = "accesstrail",
 ) -> dict:
     """Datasette's metadata for the database named ``database_name``.
 
@@ -77,7 +78,7 @@ def build_metadata(
         "datasette-block-robots": {"disallow": ["/"]},
     }
     metadata: dict = {
-        "title": "accesstrail",
+        "title": title,
         "description": "Who can get into the organisation's Scalr and PlanetScale accounts, and "
         "since when. Timestamps are UTC; the state at instant T is valid_from <= T "
         "AND (valid_to IS NULL OR valid_to > T).",
