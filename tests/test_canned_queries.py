@@ -224,6 +224,7 @@ def test_every_query_is_offered_with_a_title_a_description_and_an_html_page(audi
         "person_timeline",
         "offboarding_gaps",
         "sync_health",
+        "risky_changes",
     }
     assert set(QUERIES) == names
     params = {

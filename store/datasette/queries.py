@@ -375,4 +375,23 @@ left join sync_runs s on s.id = ok.id
 order by l.provider
 """,
     },
+    "risky_changes": {
+        "title": "Which risky changes raised an alert?",
+        "description": "Every alert, newest first: its rule (new_admin, account_enabled, "
+        "mfa_disabled, offboarding_gap, organization_access_lost, credential_added, "
+        "credential_never_expires), what happened, and whether every sink has it. Also an Atom "
+        "feed: risky_changes.atom.",
+        "sql": """
+select a.id, a.observed_at, a.rule, a.provider, a.summary, a.run_id,
+  a.delivered_at, a.attempts, a.last_error,
+  'tag:accesstrail,alert:' || a.id as atom_id,
+  a.rule || ': ' || a.summary as atom_title,
+  a.observed_at as atom_updated,
+  a.summary || ' (' || a.provider || ', rule ' || a.rule || ', run ' || a.run_id || ', seen '
+    || a.observed_at || ')' as atom_content
+from alerts a
+order by a.id desc
+limit 500
+""",
+    },
 }
