@@ -35,6 +35,7 @@ from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrEvolver, ScalrState, populate_scalr
 from daemon.simulate.scenario import Scenario
 from daemon.sync import SyncOutcome, sync_provider
+from store import reads, schema
 
 DEMO_DB = Path("accesstrail-demo.db")
 #: What Datasette calls the demo, so nobody mistakes simulated people for real ones.
@@ -94,6 +95,7 @@ def run_demo(
                 ),
                 "PLANETSCALE_API_URL": planetscale_sim.url,
                 "PLANETSCALE_REQUESTS_PER_MINUTE": str(DEMO_PLANETSCALE_REQUESTS_PER_MINUTE),
+                "ACCESSTRAIL_EVENTS_FILE": str(events_file(db_path)),
             },
             db_override=db_path,
             read_default_env_file=False,
@@ -120,6 +122,8 @@ def run_demo(
             )
             for line in scripted:
                 echo(f"    * {line}")
+            for line in _alerts_of(settings, outcomes):
+                echo(f"    ! {line}")
 
     echo(f"Done: {days} simulated days recorded in {db_path}.")
     if serve:
@@ -133,6 +137,27 @@ def run_demo(
 
 def _sync(settings: Settings, clock: SimulatedClock) -> list[SyncOutcome]:
     return [sync_provider(settings, p, clock=clock) for p in settings.enabled_providers]
+
+
+def events_file(db_path: Path) -> Path:
+    """Where the demo's alerts are delivered: a JSON-lines file beside its database."""
+    return db_path.with_name(db_path.stem + "-alerts.jsonl")
+
+
+def _alerts_of(settings: Settings, outcomes: list[SyncOutcome]) -> list[str]:
+    """The alerts the day's runs raised, once delivered to the demo's events file."""
+    from daemon.delivery import deliver_pending
+
+    report = deliver_pending(settings)
+    db = schema.connect(settings.db_path)
+    try:
+        raised = reads.alerts_of_runs(db, [outcome.run_id for outcome in outcomes])
+    finally:
+        db.close()
+    lines = [f"alert {row['rule']}: {row['summary']}" for row in raised]
+    if raised:
+        lines.append(f"{report.delivered} delivered to {settings.events_file}")
+    return lines
 
 
 def _recorded(outcomes: list[SyncOutcome]) -> str:
@@ -151,12 +176,14 @@ def _recorded(outcomes: list[SyncOutcome]) -> str:
 
 def _fresh_database(db_path: Path) -> None:
     """Start from an empty history, but never delete something that is not a demo database."""
-    if not db_path.exists():
-        return
-    if db_path.resolve() != DEMO_DB.resolve() and not db_path.name.endswith("-demo.db"):
+    is_demo = db_path.resolve() == DEMO_DB.resolve() or db_path.name.endswith("-demo.db")
+    if db_path.exists() and not is_demo:
         raise SystemExit(
             f"demo: {db_path} already exists; the demo writes a fresh database, so "
             "pass a new --db path (or one ending in -demo.db)"
         )
+    if not is_demo:
+        return
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    events_file(db_path).unlink(missing_ok=True)  # the alerts of the last demo

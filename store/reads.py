@@ -63,3 +63,14 @@ def changes_of_run(db: sqlite_utils.Database, run_id: int) -> list[dict]:
 def _first(db: sqlite_utils.Database, sql: str, *params: object) -> dict | None:
     rows = list(db.query(sql, list(params)))
     return rows[0] if rows else None
+
+
+def alerts_of_runs(db: sqlite_utils.Database, run_ids: list[int]) -> list[dict]:
+    """The alerts some runs raised, in the order they were raised."""
+    marks = ", ".join("?" * len(run_ids))
+    return list(
+        db.query(
+            f"SELECT rule, summary, delivered_at FROM alerts WHERE run_id IN ({marks}) ORDER BY id",
+            run_ids,
+        )
+    )

@@ -1,5 +1,6 @@
 """The demo runs the whole product on the simulators, and ``serve`` puts it behind Datasette."""
 
+import json
 import os
 import re
 import subprocess
@@ -107,3 +108,18 @@ def _json_or_none(url):
     except httpx.TransportError:  # not listening yet
         return None
     return response.json() if response.status_code == 200 else None
+
+
+def test_the_demo_raises_alerts_and_delivers_them_to_its_events_file(tmp_path):
+    db = tmp_path / "alerting-demo.db"
+    result = _accesstrail(["demo", "--days", "30", "--no-serve", "--db", str(db)])
+    assert result.returncode == 0, result.stderr
+    alerts = query(db, "SELECT id, rule, delivered_at FROM alerts ORDER BY id")
+    assert {"new_admin", "credential_added", "organization_access_lost"} <= {
+        a["rule"] for a in alerts
+    }
+    assert all(a["delivered_at"] for a in alerts)
+    lines = (tmp_path / "alerting-demo-alerts.jsonl").read_text().splitlines()
+    delivered = [json.loads(line) for line in lines]
+    assert [d["id"].rsplit(":", 1)[1] for d in delivered] == [str(a["id"]) for a in alerts]
+    assert "alert new_admin" in result.stdout
