@@ -103,15 +103,17 @@ def test_sigterm_during_a_fetch_ends_it_at_the_next_request_and_records_nothing_
     process = start_daemon(env)
     try:
         # The first request the daemon sends (the account) is answered at once; then the
-        # account users (held), service accounts and teams are asked for together. 60 s is room
-        # for the interpreter to start and the first sync to begin on a loaded machine.
-        listings = ("/account-users", "/service-accounts", "/teams")
+        # account users (held), service accounts, teams, roles and then access policies are asked
+        # for; the account has no service account, so no token listing follows. Once all have
+        # been sent, only the held one is left. 60 s is room for the interpreter to start and the
+        # first sync to begin on a loaded machine.
+        listings = ("/account-users", "/service-accounts", "/teams", "/roles", "/access-policies")
         wait_for(
             lambda: all(
                 any(r.path.endswith(name) for r in list(scalr_sim.requests)) for name in listings
             ),
             60,
-            "the daemon's requests for the account's three listings",
+            "the daemon's requests for the account's listings",
         )
         sent = len(scalr_sim.requests)
         signalled = time.monotonic()
