@@ -27,18 +27,23 @@ test: system-deps lint
 	$(BIN)/python -m pytest
 
 # Debian packages the tests use: systemd-analyze/systemd-sysusers check the units, strace checks
-# their seccomp filter against the real product. Installed only when missing and we are root with
-# apt-get; otherwise one note, and those tests skip. `make demo` never needs them.
-SYSTEM_TOOLS := systemd-analyze systemd-sysusers strace
+# their seccomp filter against the real product, chromium is the headless browser the web UI tests
+# drive (through Playwright's Python package, which never downloads a browser of its own).
+# Installed only when missing and we are root with apt-get; otherwise one note, and those tests
+# skip. `make demo` never needs them. Each entry is command:package.
+SYSTEM_TOOLS := systemd-analyze:systemd systemd-sysusers:systemd strace:strace chromium:chromium
 system-deps:
-	@missing=; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	@missing=; for pair in $(SYSTEM_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null || case " $$missing " in \
+			*" $${pair#*:} "*) ;; *) missing="$$missing $${pair#*:}" ;; esac; \
+	done; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing the Debian packages systemd and strace for the unit tests"; \
+		echo "installing the Debian packages$$missing for the unit and browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends systemd strace >/dev/null; \
+			--no-install-recommends $$missing >/dev/null; \
 	else \
-		echo "note: systemd or strace is missing and cannot be installed here (not root with apt-get); the systemd unit tests will skip"; \
+		echo "note:$$missing missing and cannot be installed here (not root with apt-get); the tests that need them will skip"; \
 	fi
 
 # Sync speed and memory against the floor the network allows (not part of `make test`);
