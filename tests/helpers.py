@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ from daemon.http import HttpPolicy
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSTeam, PSUser
 from daemon.simulate.scalr.wire import ScalrSimulator
+from daemon.simulate.scalr.world import ScalrState, ScalrUser
 from daemon.sync import SyncOutcome, sync_provider
 
 T = TypeVar("T")
@@ -498,3 +499,34 @@ class WatchedScalr(Watched, ScalrSimulator):
 
 class WatchedPlanetScale(Watched, PlanetScaleSimulator):
     page_param = "page"
+
+
+# -- the small audit world the Datasette and browser suites serve ------------------------------
+
+
+def days_ago(days: int) -> str:
+    """Scalr's form of the instant ``days`` days before now."""
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def audit_world() -> tuple[ScalrState, PlanetScaleState]:
+    """Scalr: alice (signed in 200 days ago), bob (2), carol (5), dave (never). PlanetScale
+    organisation acme: bob admin, carol and erin members; bob and carol are in both."""
+    scalr_state, ps_state = ScalrState(), PlanetScaleState()
+    for ident, email, login in (
+        ("user-alice", "alice@example.com", days_ago(200)),
+        ("user-bob", "bob@example.com", days_ago(2)),
+        ("user-carol", "carol@example.com", days_ago(5)),
+        ("user-dave", "dave@example.com", None),
+    ):
+        scalr_state.users[ident] = ScalrUser(id=ident, email=email, last_login_at=login)
+    for ident, email in (
+        ("pbob", "bob@example.com"),
+        ("pcarol", "carol@example.com"),
+        ("perin", "erin@example.com"),
+    ):
+        ps_state.users[ident] = PSUser(id=ident, email=email, name=ident[1:].title())
+    ps_state.organizations["oacme"] = PSOrganization(
+        id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
+    )
+    return scalr_state, ps_state

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,10 +25,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
-from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSUser
 from daemon.simulate.scalr.wire import ScalrSimulator
-from daemon.simulate.scalr.world import ScalrState, ScalrUser
-from tests.helpers import instant_after, query, serving, sync
+from daemon.simulate.scalr.world import ScalrUser
+from tests.helpers import audit_world, instant_after, query, serving, sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -49,10 +47,6 @@ def _chromium() -> str:
     pytest.skip("chromium is not installed and cannot be here (not root with apt-get)")
 
 
-def _stamp(days_ago: int) -> str:
-    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _next_round(db_path: Path) -> None:
     """The next round's runs start strictly after the last one ended."""
     (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
@@ -63,23 +57,7 @@ def _next_round(db_path: Path) -> None:
 def served(tmp_path_factory):
     """Three rounds of syncs of both providers with known changes between them, then serve."""
     db_path = tmp_path_factory.mktemp("browser") / "audit.db"
-    scalr_state, ps_state = ScalrState(), PlanetScaleState()
-    for ident, email, login in (
-        ("user-alice", "alice@example.com", _stamp(200)),
-        ("user-bob", "bob@example.com", _stamp(2)),
-        ("user-carol", "carol@example.com", _stamp(5)),
-        ("user-dave", "dave@example.com", None),
-    ):
-        scalr_state.users[ident] = ScalrUser(id=ident, email=email, last_login_at=login)
-    for ident, email in (
-        ("pbob", "bob@example.com"),
-        ("pcarol", "carol@example.com"),
-        ("perin", "erin@example.com"),
-    ):
-        ps_state.users[ident] = PSUser(id=ident, email=email, name=ident[1:].title())
-    ps_state.organizations["oacme"] = PSOrganization(
-        id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
-    )
+    scalr_state, ps_state = audit_world()
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)

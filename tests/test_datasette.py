@@ -4,43 +4,19 @@ The database is filled by real syncs against the simulators; Datasette runs as `
 serve`` in its own process and is read over HTTP, as an auditor's browser would.
 """
 
-from datetime import UTC, datetime, timedelta
-
 import httpx
 import pytest
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
-from daemon.simulate.planetscale.world import PlanetScaleState, PSOrganization, PSUser
 from daemon.simulate.scalr.wire import ScalrSimulator
-from daemon.simulate.scalr.world import ScalrState, ScalrUser
-from tests.helpers import instant_after, query, serving, sync
-
-
-def _stamp(days_ago: int) -> str:
-    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+from tests.helpers import audit_world, instant_after, query, serving, sync
 
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     """Two syncs of each provider with known changes between them, then a running server."""
     db_path = tmp_path_factory.mktemp("audit") / "audit.db"
-    scalr_state, ps_state = ScalrState(), PlanetScaleState()
-    for ident, email, login in (
-        ("user-alice", "alice@example.com", _stamp(200)),
-        ("user-bob", "bob@example.com", _stamp(2)),
-        ("user-carol", "carol@example.com", _stamp(5)),
-        ("user-dave", "dave@example.com", None),
-    ):
-        scalr_state.users[ident] = ScalrUser(id=ident, email=email, last_login_at=login)
-    for ident, email in (
-        ("pbob", "bob@example.com"),
-        ("pcarol", "carol@example.com"),
-        ("perin", "erin@example.com"),
-    ):
-        ps_state.users[ident] = PSUser(id=ident, email=email, name=ident[1:].title())
-    ps_state.organizations["oacme"] = PSOrganization(
-        id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
-    )
+    scalr_state, ps_state = audit_world()
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)
