@@ -210,65 +210,19 @@ def test_effective_grants_expand_a_team_grant_to_its_current_members(sim, db_pat
         "SELECT user_id, email, resource_type, resource_id, resource_name, role_id, role, "
         "via_team_id, via_team_name FROM effective_grants ORDER BY user_id, resource_id, role_id",
     )
-    assert rows == sorted(
-        [
-            dict(
-                user_id=ADA,
-                email="ada@acme.example",
-                resource_type="organization",
-                resource_id=ACC,
-                resource_name="acme",
-                role_id=ADMIN_ROLE_ID,
-                role="admin",
-                via_team_id=None,
-                via_team_name=None,
-            ),
-            dict(
-                user_id=ADA,
-                email="ada@acme.example",
-                resource_type="environment",
-                resource_id=PROD,
-                resource_name="production",
-                role_id=DEPLOYER,
-                role="deployer",
-                via_team_id=PLATFORM,
-                via_team_name="Platform",
-            ),
-            dict(
-                user_id=ADA,
-                email="ada@acme.example",
-                resource_type="environment",
-                resource_id=PROD,
-                resource_name="production",
-                role_id=READER_ROLE_ID,
-                role="reader",
-                via_team_id=PLATFORM,
-                via_team_name="Platform",
-            ),
-            dict(
-                user_id=BOB,
-                email="bob@acme.example",
-                resource_type="organization",
-                resource_id=ACC,
-                resource_name="acme",
-                role_id=USER_ROLE_ID,
-                role="user",
-                via_team_id=None,
-                via_team_name=None,
-            ),
-            dict(
-                user_id=DEPLOY,
-                email="deploy@acme.example",
-                resource_type="workspace",
-                resource_id=API,
-                resource_name="api",
-                role_id=DEPLOYER,
-                role="deployer",
-                via_team_id=None,
-                via_team_name=None,
-            ),
-        ],
-        key=lambda r: (r["user_id"], r["resource_id"], r["role_id"]),
+    ada, bob, deploy = "ada@acme.example", "bob@acme.example", "deploy@acme.example"
+    org, env = ("organization", ACC, "acme"), ("environment", PROD, "production")
+    ws = ("workspace", API, "api")
+    team = (PLATFORM, "Platform")
+    expected = [
+        (ADA, ada, *org, ADMIN_ROLE_ID, "admin", None, None),
+        (ADA, ada, *env, DEPLOYER, "deployer", *team),
+        (ADA, ada, *env, READER_ROLE_ID, "reader", *team),
+        (BOB, bob, *org, USER_ROLE_ID, "user", None, None),
+        (DEPLOY, deploy, *ws, DEPLOYER, "deployer", None, None),
+    ]
+    assert [tuple(row.values()) for row in rows] == sorted(
+        expected, key=lambda r: (r[0], r[3], r[5])
     )
     # Bob joins the team: he gets its grants through it, with no new grant row
     with sim.state.lock:
