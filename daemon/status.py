@@ -4,7 +4,7 @@ A provider is *fresh* when its last success (a run that ended ``succeeded`` or `
 older than three sync intervals. It is *healthy* when it is fresh and its last run ended
 ``succeeded``: a stale provider, a failed run and a ``partial`` one (part of the access is not
 being tracked) all make ``status`` exit 1, so monitoring alerts on each. ``as_json`` is the
-machine-readable form of the same facts (CONTRACT §3), for scripts and monitoring.
+machine-readable form of the same facts (README, "Run as a service"), for scripts and monitoring.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alert rules (CONTRACT §9): each fires exactly when it should, never on a baseline.
+"""Alert rules (README, "Alerts"): each fires exactly when it should, never on a baseline.
 
 Real syncs against the simulators into a real SQLite file; the alerts are read back with SQL.
 """

@@ -1,4 +1,4 @@
-"""Alert delivery (CONTRACT §9) over real HTTP to a loopback receiver, and to an events file.
+"""Alert delivery (README, "Alerts") over real HTTP to a loopback receiver, and to an events file.
 
 The receiver is a tiny ``http.server`` in a thread on 127.0.0.1 that records each body and
 answers from a script (500 then 200, a redirect, or hang until released). Syncs are real: the

@@ -964,7 +964,7 @@ def test_scalr_access_is_read_over_http(captured_logs):
     assert AccessScope("grants") in snapshot.access_scopes
     assert AccessScope("credentials", SA_CI) in snapshot.access_scopes
     assert AccessScope("credentials", SA_LEGACY) not in snapshot.access_scopes
-    # exactly the requests of CONTRACT §6
+    # exactly the requests docs/sync-rules.md lists
     assert served.params_of(f"{SCALR_API}/roles") == [
         {"filter[account]": f"in:null,{ACCOUNT_ID}", "page[size]": "100", "page[number]": "1"}
     ]

@@ -1,4 +1,4 @@
-"""``accesstrail status --json`` and the exit status of ``status`` (CONTRACT §3).
+"""``accesstrail status --json`` and the exit status of ``status`` (README).
 
 Monitoring reads these, so every field is asserted against the ``sync_runs`` row it comes from,
 after real syncs against the simulators: a success, a ``partial`` run (one scope refused), a

@@ -2,7 +2,7 @@
 checked against what the real product does.
 
 ``systemd-analyze verify`` parses each unit as PID 1 would; ``systemd-analyze security
---offline=true`` rates its exposure (CONTRACT §8: 2.0 or lower for the sync unit);
+--offline=true`` rates its exposure (2.0 or lower for the sync unit);
 ``systemd-sysusers --dry-run`` parses the user definition. None of these needs a running systemd,
 so they run in a container too. ``make test`` installs the ``systemd`` package when it is missing
 (``make system-deps``); without ``systemd-analyze`` these tests skip, saying so.

@@ -8,8 +8,8 @@ Three listings, each a scope (``daemon/providers/scopes.py``), switched by two s
 * ``SCALR_READ_TOKENS``: ``GET /service-accounts/{sa}/access-tokens`` for each service account
   the service-account listing read, one scope per service account.
 
-Facts: ``/work/shared/api/scalr-access.md``. Relationship keys may be absent or ``{"data":
-null}``; both read as "not set". An access token's ``token`` attribute is dropped while its
+Built to Scalr's published API spec and its Terraform provider. Relationship keys may be
+absent or ``{"data": null}``; both read as "not set". An access token's ``token`` attribute is dropped while its
 page is decoded, so the value never exists in a snapshot object, a log line or an error.
 """
 

@@ -4,8 +4,8 @@ Its charts are drawn with Vega-Lite, whose scripts datasette-dashboards ships in
 package and serves from ``/-/static-plugins/datasette_dashboards/``: nothing is fetched from a CDN.
 The ``map`` chart library (which would load OpenStreetMap tiles) is not used.
 
-An admin is (CONTRACT §7): a PlanetScale organisation membership with role ``admin``, or a Scalr
-grant on the account (``resource_type`` ``organization``) of a role named ``admin`` or whose
+An admin is (README, "Example audits"): a PlanetScale organisation membership with role
+``admin``, or a Scalr grant on the account (``resource_type`` ``organization``) of a role named ``admin`` or whose
 permissions include ``*:*``, held directly or through a team.
 """
 
