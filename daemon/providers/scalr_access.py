@@ -9,8 +9,9 @@ Three listings, each a scope (``daemon/providers/scopes.py``), switched by two s
   the service-account listing read, one scope per service account.
 
 Built to Scalr's published API spec and its Terraform provider. Relationship keys may be
-absent or ``{"data": null}``; both read as "not set". An access token's ``token`` attribute is dropped while its
-page is decoded, so the value never exists in a snapshot object, a log line or an error.
+absent or ``{"data": null}``; both read as "not set". An access token's ``token`` attribute
+is dropped while its page is decoded, so the value never exists in a snapshot object, a log
+line or an error.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ package and serves from ``/-/static-plugins/datasette_dashboards/``: nothing is 
 The ``map`` chart library (which would load OpenStreetMap tiles) is not used.
 
 An admin is (README, "Example audits"): a PlanetScale organisation membership with role
-``admin``, or a Scalr grant on the account (``resource_type`` ``organization``) of a role named ``admin`` or whose
-permissions include ``*:*``, held directly or through a team.
+``admin``, or a Scalr grant on the account (``resource_type`` ``organization``) of a role
+named ``admin`` or whose permissions include ``*:*``, held directly or through a team.
 """
 
 from __future__ import annotations
