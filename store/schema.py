@@ -315,8 +315,8 @@ def _key_columns(pk) -> tuple[str, ...]:
     return (pk,) if isinstance(pk, str) else tuple(pk)
 
 
-#: Modes of what the product creates beside the database (README, "Run as a service"): it holds who can get into
-#: what, so only the owner writes and only its group (the web UI's user) reads.
+#: Modes of what the product creates beside the database (README, "Run as a service"): it holds
+#: who can get into what, so only the owner writes and only its group (the web UI's user) reads.
 FILE_MODE = 0o640
 DIR_MODE = 0o750
 

@@ -1,4 +1,4 @@
-"""Modes of what the product creates (README, "Run as a service"): 0640 or stricter whatever the umask.
+"""Modes of what the product creates (README, "Run as a service"): 0640 or stricter, any umask.
 
 The database holds who can get into what. ``accesstrail sync`` runs here in its own process under
 ``umask 000``, the worst an operator's shell or a unit could give it, and is held in the middle of
