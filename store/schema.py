@@ -231,6 +231,11 @@ INDEXES: list[tuple[str, list[str]] | tuple[str, list[str], int]] = [
     ("credentials", ["provider", "owner_id"], ACCESS_RELEASE),
     ("alerts", ["run_id"], ALERTS_RELEASE),
 ]
+#: Indexes on an expression, which sqlite-utils does not declare: name, table, expression,
+#: release. ``lower(email)`` is how a person is matched across providers (offboarding gaps).
+EXPRESSION_INDEXES: list[tuple[str, str, str, int]] = [
+    ("idx_users_lower_email", "users", "lower(email)", ALERTS_RELEASE),
+]
 
 #: Views over the tables, each with the release that added it. ``effective_grants``: every
 #: current grant, a team's grant expanded to each current member of the team.
@@ -306,6 +311,9 @@ def _create_release(db: sqlite_utils.Database, release: int) -> None:
     for table, columns, *since in INDEXES:
         if (since[0] if since else 1) == release:
             db.table(table).create_index(columns)
+    for index, table, expression, since in EXPRESSION_INDEXES:
+        if since == release:
+            db.execute(f"CREATE INDEX {index} ON {table} ({expression})")
     for view, spec in VIEWS.items():
         if spec["since"] == release:
             db.create_view(view, spec["sql"])
