@@ -69,11 +69,11 @@ def tmpfs(directory: Path, size: str) -> Iterator[Path]:
 def fill(directory: Path, leave: int) -> None:
     """Fill the filesystem of ``directory`` until at most ``leave`` bytes are free."""
     chunk = b"\0" * 65536
-    with open(directory / "filler", "wb") as filler:
+    # Unbuffered: a write the disk refuses is refused there and then, never again when closing.
+    with open(directory / "filler", "wb", buffering=0) as filler:
         with contextlib.suppress(OSError):
             while True:
                 filler.write(chunk)
-                filler.flush()
     stats = os.statvfs(directory)
     assert stats.f_bavail * stats.f_frsize < 65536 * 2
     with open(directory / "filler", "r+b") as filler:
@@ -113,7 +113,7 @@ def without_run(tables: dict, run_id: int) -> dict:
 
 def test_a_disk_that_fills_during_a_sync_fails_the_run_and_keeps_the_history(tmp_path, sim):
     small = tmp_path / "small"
-    with tmpfs(small, "2m"):
+    with tmpfs(small, "4m"):
         db_path = small / "accesstrail.db"
         assert sync_cli(db_path, sim).exit_code == 0
         before = every_table(db_path)
@@ -132,7 +132,7 @@ def test_a_disk_that_fills_during_a_sync_fails_the_run_and_keeps_the_history(tmp
 
 def test_a_disk_with_no_room_for_the_run_row_is_one_line_and_keeps_the_history(tmp_path, sim):
     small = tmp_path / "small"
-    with tmpfs(small, "2m"):
+    with tmpfs(small, "4m"):
         db_path = small / "accesstrail.db"
         assert sync_cli(db_path, sim).exit_code == 0
         before = every_table(db_path)
