@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from store import timestamps
+from store.schema import TABLES
 from store.transactions import transaction
 
 #: Every rule, in the order alerts of one run are written.
@@ -77,22 +78,8 @@ _GAP = (
     "AND lower(u.email) = lower(c.email) AND u.removed_at IS NULL AND u.status = 'enabled') "
     "ORDER BY c.id"
 )
-CHANGE_COLUMNS = (
-    "id",
-    "run_id",
-    "provider",
-    "observed_at",
-    "kind",
-    "user_id",
-    "email",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "field",
-    "old_value",
-    "new_value",
-    "detail",
-)
+#: Every column of a change row, as a payload's change objects carry them.
+CHANGE_COLUMNS = tuple(TABLES["changes"]["columns"])
 
 # OCSF 1.x classes and activities (schema.ocsf.io): Account Change 3001, Entity Management 3004,
 # User Access Management 3005, Group Management 3006. 99 is "Other" in every class.
