@@ -224,6 +224,12 @@ def instant_after(stamp: str) -> str:
     return wait_for(lambda: (now := db_now()) > stamp and now, 5, f"the clock to pass {stamp}")
 
 
+def next_round(db_path: Path) -> None:
+    """Wait until the next round's runs will start strictly after the last run ended."""
+    (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
+    instant_after(last["stamp"])
+
+
 def snapshot_tables(db_path: Path) -> dict[str, list[tuple]]:
     """Every public table's full content, for "nothing else changed" assertions."""
     tables = [

@@ -27,7 +27,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrUser
-from tests.helpers import audit_world, instant_after, query, serving, sync
+from tests.helpers import audit_world, next_round, query, serving, sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -47,12 +47,6 @@ def _chromium() -> str:
     pytest.skip("chromium is not installed and cannot be here (not root with apt-get)")
 
 
-def _next_round(db_path: Path) -> None:
-    """The next round's runs start strictly after the last one ended."""
-    (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
-    instant_after(last["stamp"])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """Three rounds of syncs of both providers with known changes between them, then serve."""
@@ -62,13 +56,13 @@ def served(tmp_path_factory):
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)
         # round 2: carol leaves Scalr; bob hands PlanetScale admin over to erin
-        _next_round(db_path)
+        next_round(db_path)
         del scalr_state.users["user-carol"]
         ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)
         # round 3: frank joins Scalr and never signs in; erin leaves PlanetScale's acme
-        _next_round(db_path)
+        next_round(db_path)
         scalr_state.users["user-frank"] = ScalrUser(
             id="user-frank", email="frank@example.com", last_login_at=None
         )

@@ -42,7 +42,7 @@ from store.datasette.queries import QUERIES
 from tests.helpers import (
     TEST_POLICY,
     free_port,
-    instant_after,
+    next_round,
     query,
     scalr_env,
     serving,
@@ -164,8 +164,7 @@ def audited(tmp_path_factory):
     ):
         for outcome in (sync(db_path, scalr=scalr_sim), sync(db_path, planetscale=ps_sim)):
             assert outcome.status == "succeeded", outcome.error
-        (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
-        instant_after(last["stamp"])
+        next_round(db_path)
         with scalr_sim.state.lock:
             scalr_sim.state.users[DAN].status = "Inactive"
             scalr_sim.state.access_policies["ap-accteam000002"] = ScalrAccessPolicy(
@@ -360,8 +359,7 @@ def upgraded(tmp_path):
             if step == "cat joins":
                 with sim.state.lock:
                     sim.state.users[CAT].teams.add(PLATFORM)
-            (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
-            instant_after(last["stamp"])
+            next_round(db_path)
             assert sync(db_path, scalr=sim).status == "succeeded"
         # then Scalr refuses the token, and PlanetScale never answered at all
         refused = load_settings(

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.scalr.wire import ScalrSimulator
-from tests.helpers import audit_world, instant_after, query, serving, sync
+from tests.helpers import audit_world, next_round, query, serving, sync
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,7 @@ def audited(tmp_path_factory):
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)
         # the second round's runs start strictly after the first round's ended
-        (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
-        instant_after(last["stamp"])
+        next_round(db_path)
         del scalr_state.users["user-carol"]
         ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
         sync(db_path, scalr=scalr_sim)

@@ -28,7 +28,7 @@ from daemon.simulate.scalr.world import (
 from store.datasette.dashboards import build_dashboard
 from store.datasette.queries import QUERIES
 from store.schema import TABLES, VIEWS
-from tests.helpers import instant_after, query, serving, sync
+from tests.helpers import next_round, query, serving, sync
 
 #: Datasette reads a page of this small database in milliseconds; 10 s is room for a loaded
 #: machine.
@@ -72,8 +72,7 @@ def database(tmp_path_factory):
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
         sync(db_path, scalr=scalr_sim)
         sync(db_path, planetscale=ps_sim)
-        (last,) = query(db_path, "SELECT MAX(finished_at) AS stamp FROM sync_runs")
-        instant_after(last["stamp"])
+        next_round(db_path)
         del scalr_state.access_policies["ap-wsada000000001"]
         ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
         sync(db_path, scalr=scalr_sim)
