@@ -25,14 +25,13 @@ resource name, which is exactly "the snapshot's value if it has one, else the la
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlite_utils
 
 from store import runs
 from store.alerts import Alerting, raise_alerts
 from store.apply_access import AccessDiff, access_baselines
+from store.bulkload import indexes_built_after, tables_worth_rebuilding
 from store.diffsql import Statements, differs, row_changes, upsert_sql
 from store.model import Snapshot
 from store.schema import USER_VALUES
@@ -67,9 +66,6 @@ MEMBERSHIP_CONTEXT = (
     "END AS resource_name"
 )
 MEMBERSHIP_KEY = ("resource_type", "resource_id", "user_id")
-#: The page cache the apply works with (``_page_cache``), for the main and the TEMP database.
-APPLY_CACHE_KIB = 8192
-CACHED = ("main", "temp")
 
 
 def apply_snapshot(
@@ -84,10 +80,12 @@ def apply_snapshot(
     the run row closes in the same commit). The run's alerts (``alerting``: all rules, owed to
     no sink, when None) are written in it, after the change rows; a baseline has none.
     """
-    with transaction(db), _page_cache(db, APPLY_CACHE_KIB):
+    with transaction(db):
         baseline = not runs.has_applied_before(db, snapshot.provider, run)
         snapshot.staging.settle()
-        _Diff(db, snapshot, run, baseline).run()
+        diff = _Diff(db, snapshot, run, baseline)
+        with indexes_built_after(db.conn, diff.bulk_loaded_tables()):
+            diff.run()
         AccessDiff(db, snapshot, run, access_baselines(db, snapshot.provider, baseline)).run()
         raise_alerts(db, run.id, alerting or Alerting())
         counted = db.execute(
@@ -101,25 +99,6 @@ def apply_snapshot(
     )
 
 
-@contextmanager
-def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
-    """Give SQLite a page cache of ``kib`` for the apply's statements only, then shrink it back.
-
-    A first sync of a large organisation inserts hundreds of thousands of versions into indexes
-    in an order other than their own; with the default 2 MB cache each insert re-reads index
-    pages, which costs a fifth of the apply's CPU. The fetch, which holds the rest of the sync's
-    memory, is over by then, and restoring the setting hands the pages back.
-    """
-    before = {name: db.execute(f"PRAGMA {name}.cache_size").fetchone()[0] for name in CACHED}
-    for name in CACHED:
-        db.execute(f"PRAGMA {name}.cache_size = {-kib}")
-    try:
-        yield
-    finally:
-        for name, size in before.items():
-            db.execute(f"PRAGMA {name}.cache_size = {size}")
-
-
 class _Diff(Statements):
     """The diff's statements, in the order the rules need them."""
 
@@ -128,6 +107,26 @@ class _Diff(Statements):
     ):
         super().__init__(db, snapshot.provider, run, baseline)
         self.snapshot = snapshot
+        #: The provider has no users yet, so none can be gone after this run writes its own.
+        self.fresh = not db.execute(
+            "SELECT 1 FROM users WHERE provider = ? LIMIT 1", [snapshot.provider]
+        ).fetchone()
+
+    def bulk_loaded_tables(self) -> list[str]:
+        """The tables this run loads in bulk (``store/bulkload.py``): a first snapshot's."""
+        if not (self.baseline and self.fresh):
+            return []
+        users, memberships = (
+            self.conn.execute(f"SELECT COUNT(*) FROM temp.{table}").fetchone()[0]
+            for table in (SNAP_USERS, SNAP_MEMBERSHIPS)
+        )
+        incoming = {
+            "users": users,
+            "user_versions": users,
+            "memberships": memberships,
+            "membership_versions": memberships,
+        }
+        return tables_worth_rebuilding(self.conn, incoming)
 
     def run(self) -> None:
         self._stage_scopes()
@@ -322,7 +321,9 @@ class _Diff(Statements):
             f"WHERE m.resource_type = c.resource_type "
             f"AND (m.resource_id IS NULL OR m.resource_id = c.resource_id) "
             f"AND (m.account_type IS NULL OR m.account_type = (SELECT account_type FROM users u "
-            f"WHERE u.provider = :provider AND u.id = c.user_id))))",
+            f"WHERE u.provider = :provider AND u.id = c.user_id)))) "
+            # in key order: read along the primary key, as the snapshot is, not row by row
+            f"ORDER BY c.resource_type, c.resource_id, c.user_id",
         )
         self.changes(
             row_changes(
@@ -338,12 +339,13 @@ class _Diff(Statements):
             "FROM gone_memberships d ORDER BY ord"
         )
         key = ", ".join(MEMBERSHIP_KEY)
-        self.execute(
-            f"UPDATE membership_versions SET valid_to = :stamp WHERE provider = :provider "
-            f"AND valid_to IS NULL AND ({key}) IN ("
-            f"SELECT {key} FROM delta_memberships WHERE NOT added "
-            f"UNION ALL SELECT {key} FROM gone_memberships)"
-        )
+        # One statement per source: an IN over a UNION ALL is not used to probe the key, and
+        # the update would read every open version of the provider.
+        for closed in ("delta_memberships WHERE NOT added", "gone_memberships"):
+            self.execute(
+                f"UPDATE membership_versions SET valid_to = :stamp WHERE provider = :provider "
+                f"AND valid_to IS NULL AND ({key}) IN (SELECT {key} FROM {closed})"
+            )
         self.execute(
             f"INSERT INTO membership_versions (provider, {key}, role, valid_from, valid_to, "
             f"run_id) SELECT :provider, {key}, role, :stamp, NULL, :run FROM delta_memberships "
@@ -363,14 +365,19 @@ class _Diff(Statements):
         )
 
     def _users_without_memberships(self) -> None:
-        """A user the snapshot did not list has left once none of their memberships is left."""
+        """A user the snapshot did not list has left once none of their memberships is left.
+
+        A provider's first users are all the snapshot's own: none is gone, and finding that out
+        would look up every one of them in memberships whose index is still to be built.
+        """
         self.temp(
             "gone_users",
             f"SELECT c.rowid AS ord, c.id, c.email FROM users c "
-            f"WHERE c.provider = :provider AND c.removed_at IS NULL "
+            f"WHERE {'0' if self.fresh else '1'} AND c.provider = :provider "
+            f"AND c.removed_at IS NULL "
             f"AND c.id NOT IN (SELECT id FROM {SNAP_USERS}) "
             f"AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.provider = :provider "
-            f"AND m.user_id = c.id AND m.removed_at IS NULL)",
+            f"AND m.user_id = c.id AND m.removed_at IS NULL) ORDER BY c.id",
         )
         self.changes(
             f"SELECT 'user_removed', {USER_CONTEXT}, NULL, NULL, NULL FROM gone_users d "

@@ -119,7 +119,8 @@ class Staging:
             updates = ", ".join(f"{c} = excluded.{c}" for c in ("ord", *columns) if c not in key)
             self._script(
                 f"DROP TABLE IF EXISTS temp.{settled(table)}",
-                f"CREATE TEMP TABLE {settled(table)} (ord INTEGER, {names}, PRIMARY KEY ({keys}))",
+                f"CREATE TEMP TABLE {settled(table)} (ord INTEGER, {names}, PRIMARY KEY ({keys})) "
+                "WITHOUT ROWID",
                 f"INSERT INTO temp.{settled(table)} (ord, {names}) "
                 f"SELECT (seq << 32) + rowid, {names} FROM temp.{staged(table)} WHERE true "
                 f"ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {updates} "
