@@ -139,7 +139,7 @@ class TerminalProgress:
 def main() -> None:
     """accesstrail keeps an auditable history of who can get into your Scalr and PlanetScale
     accounts, in SQLite, browsable with Datasette."""
-    memory.limit_arenas()  # before any thread starts (daemon/memory.py says why)
+    memory.tune_malloc()  # before any thread starts (daemon/memory.py says why)
 
 
 @main.command()

@@ -9,7 +9,8 @@ It exists so that the rules every request must follow live in one place:
   credential is never sent to a host named by a response;
 * a request counter per run (retries included) for ``sync_runs.requests``;
 * at most ``HttpPolicy.concurrency`` requests in flight to the provider, however many threads
-  read it; a request waiting out a backoff holds no slot;
+  read it; a request waiting out a backoff holds no slot; and no more answers waiting for the
+  decoder than fit a few pages' bytes (``daemon/body_budget.py``);
 * an optional client-side rate limiter shared by concurrent requests.
 """
 
@@ -30,6 +31,7 @@ import httpx
 from loguru import logger
 
 from daemon import errors
+from daemon.body_budget import BodyBudget
 
 T = TypeVar("T")
 
@@ -143,6 +145,7 @@ class ProviderHTTP:
         self.on_answer: Callable[[], None] | None = None
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, self.policy.concurrency))
+        self._bodies = BodyBudget()
         self._decoding = threading.Lock()
         self._client = httpx.Client(
             headers={"User-Agent": USER_AGENT, **headers},
@@ -186,6 +189,7 @@ class ProviderHTTP:
         sync never reads are not all built before being dropped.
         """
         response = self._get_with_retries(path, params or {})
+        size = len(response.content)
         try:
             with self._decoding:
                 try:
@@ -202,6 +206,7 @@ class ProviderHTTP:
                 return read(document)
         finally:
             self._slots.release()  # held since the successful answer began (see ``_send``)
+            self._bodies.decoded(size)
 
     def raise_if_interrupted(self) -> None:
         """Raise when the whole fetch must end: the provider went silent, or we are stopping.
@@ -299,17 +304,23 @@ class ProviderHTTP:
 
         A successful answer keeps its slot until ``get_page`` has decoded it: an answer waiting
         for the decoder counts against the bound, so a provider's large pages never pile up
-        beyond ``concurrency`` of them, however slowly they are decoded.
+        beyond ``concurrency`` of them, however slowly they are decoded; and a request is sent
+        only when the bytes waiting leave room for its answer (``daemon/body_budget.py``).
         """
+        ticket = self._bodies.admit(urlsplit(url).path, self.stop, self.label)
         self._slots.acquire()
         try:
             request.start()
             response = self._send_in_slot(url, params, request.at)
         except BaseException:
             self._slots.release()
+            self._bodies.cancel(ticket)
             raise
         if not response.is_success:
             self._slots.release()
+            self._bodies.cancel(ticket)
+        else:
+            self._bodies.received(ticket, len(response.content))
         return response
 
     def _send_in_slot(self, url: str, params: dict, deadline: float) -> httpx.Response:

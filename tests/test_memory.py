@@ -17,6 +17,6 @@ glibc_only = pytest.mark.skipif(
 
 
 @glibc_only
-def test_glibc_accepts_the_arena_limit_and_the_trim():
-    assert memory.limit_arenas() is True
+def test_glibc_accepts_the_arena_limit_the_mapping_threshold_and_the_trim():
+    assert memory.tune_malloc() is True
     memory.hand_back_freed_memory()

@@ -134,9 +134,20 @@ def _read_page(document: dict, path: str) -> Page:
     )
 
 
-def _all_items(http: ProviderHTTP, path: str, key: Callable[[dict], str]) -> Iterator[dict]:
+def _all_items(
+    http: ProviderHTTP,
+    path: str,
+    key: Callable[[dict], str],
+    object_hook: Callable[[dict], dict] | None = None,
+) -> Iterator[dict]:
     for page in iterate_pages(
-        http, path, {"per_page": PER_PAGE}, page_param="page", read_page=_read_page, key=key
+        http,
+        path,
+        {"per_page": PER_PAGE},
+        page_param="page",
+        read_page=_read_page,
+        key=key,
+        object_hook=object_hook,
     ):
         yield from page.items
 
@@ -156,8 +167,23 @@ def fetch_members(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
 
 
 def fetch_teams(http: ProviderHTTP, org_name: str) -> Iterator[dict]:
+    """The organisation's teams, without the member lists they embed (``_without_members``)."""
     path = f"{_org_path(org_name)}/teams"
-    yield from _all_items(http, path, lambda item: _id(item, path))
+    yield from _all_items(http, path, lambda item: _id(item, path), _without_members)
+
+
+def _without_members(value: dict) -> dict:
+    """A decoder hook that drops the ``members`` list a team object embeds.
+
+    Each team object carries every member as a whole user object; the sync reads a team's
+    memberships from the team's own member listing, which is paged, so a page of 100 teams would
+    otherwise hold a copy of much of the organisation while it waits to be read. One team's list
+    is dropped as soon as that team is decoded. Only a ``members`` that is a list goes: anything
+    else is left for the reader to judge.
+    """
+    if isinstance(value.get("members"), list):
+        del value["members"]
+    return value
 
 
 def fetch_team_members(http: ProviderHTTP, org_name: str, team_slug: str) -> Iterator[dict]:

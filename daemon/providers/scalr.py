@@ -171,6 +171,23 @@ def _reference_only(resource_type: str) -> Callable[[dict], dict]:
     return hook
 
 
+def _without_relationships(resource_type: str) -> Callable[[dict], dict]:
+    """A decoder hook that drops the relationships of each whole ``resource_type`` resource.
+
+    A ``/teams`` item links every member of the team; the sync reads a team's id and attributes
+    only (memberships come from each account user's ``teams``), so a page of 100 teams would
+    otherwise hold every member id of the account while it waits to be read. The list of one
+    team is dropped as soon as that team is decoded.
+    """
+
+    def hook(value: dict) -> dict:
+        if value.get("type") == resource_type and "attributes" in value:
+            value.pop("relationships", None)
+        return value
+
+    return hook
+
+
 def _pages(
     http: ProviderHTTP,
     resource: str,
@@ -248,12 +265,19 @@ def fetch_service_accounts(http: ProviderHTTP, account_id: str) -> Iterator[dict
 
 
 def fetch_teams(http: ProviderHTTP, account_id: str) -> Iterator[dict]:
-    yield from _all_items(http, "teams", {"filter[account]": account_id})
+    """The account's teams, each without its member links (see ``_without_relationships``)."""
+    hook = _without_relationships("teams")
+    yield from _all_items(http, "teams", {"filter[account]": account_id}, hook)
 
 
-def _all_items(http: ProviderHTTP, resource: str, params: dict) -> Iterator[dict]:
+def _all_items(
+    http: ProviderHTTP,
+    resource: str,
+    params: dict,
+    object_hook: Callable[[dict], dict] | None = None,
+) -> Iterator[dict]:
     path = f"{API}/{resource}"
-    for page in _pages(http, resource, params, lambda item: _id(item, path)):
+    for page in _pages(http, resource, params, lambda item: _id(item, path), object_hook):
         yield from page.items
 
 
