@@ -52,13 +52,16 @@ class BodyBudget:
     def admit(self, path: str, stop: threading.Event, label: str) -> Ticket:
         """Wait until a request on ``path`` fits; raise ``Stopped`` when the sync is stopping."""
         with self._changed:
-            expected = self._expected.get(path, 0)
-            while not self._fits(expected):
+            while (ticket := self._try_admit(path)) is None:
                 if stop.is_set():
                     raise errors.Stopped(label, path=path)
                 self._changed.wait(POLL_SECONDS)
-            self._reserved += expected
-            return Ticket(path, expected)
+            return ticket
+
+    def try_admit(self, path: str) -> Ticket | None:
+        """Admit a request on ``path`` if it fits now, without waiting."""
+        with self._changed:
+            return self._try_admit(path)
 
     def received(self, ticket: Ticket, size: int) -> None:
         """The answer arrived whole: its ``size`` bytes wait until ``decoded(size)``."""
@@ -87,11 +90,20 @@ class BodyBudget:
 
     @property
     def waiting(self) -> int:
-        """Bytes received and not yet decoded (for tests)."""
+        """Bytes received and not yet decoded."""
         with self._changed:
             return self._waiting
 
-    def _fits(self, expected: int) -> bool:
-        if self._waiting == 0 and self._reserved == 0:
-            return True
-        return self._waiting + self._reserved + expected <= self.budget
+    @property
+    def reserved(self) -> int:
+        """Bytes expected from requests admitted and not yet answered."""
+        with self._changed:
+            return self._reserved
+
+    def _try_admit(self, path: str) -> Ticket | None:
+        expected = self._expected.get(path, 0)
+        idle = self._waiting == 0 and self._reserved == 0
+        if not idle and self._waiting + self._reserved + expected > self.budget:
+            return None
+        self._reserved += expected
+        return Ticket(path, expected)

@@ -31,7 +31,7 @@ import httpx
 from loguru import logger
 
 from daemon import errors
-from daemon.body_budget import BodyBudget
+from daemon.body_budget import DEFAULT_BUDGET, BodyBudget
 
 T = TypeVar("T")
 
@@ -53,6 +53,7 @@ class HttpPolicy:
     backoff_cap: float = 10.0
     max_redirects: int = 3
     concurrency: int = 8  # requests in flight to one provider at once
+    answer_budget: int = DEFAULT_BUDGET  # bytes of answers waiting for the decoder, at most
 
 
 class RateLimiter:
@@ -145,7 +146,7 @@ class ProviderHTTP:
         self.on_answer: Callable[[], None] | None = None
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, self.policy.concurrency))
-        self._bodies = BodyBudget()
+        self._bodies = BodyBudget(self.policy.answer_budget)
         self._decoding = threading.Lock()
         self._client = httpx.Client(
             headers={"User-Agent": USER_AGENT, **headers},

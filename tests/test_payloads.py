@@ -686,6 +686,38 @@ def test_scalr_included_teams_are_cut_to_references_while_decoding():
     assert team_ids(hooked) == team_ids(plain)
 
 
+def test_scalr_team_member_links_are_dropped_while_decoding_and_the_team_reads_the_same():
+    """A ``/teams`` item loses only its relationships: the sync reads its id and attributes."""
+    raw = (PAYLOADS / "scalr/teams.json").read_text()
+    plain = json.loads(raw)
+    hooked = json.loads(raw, object_hook=scalr._without_relationships("teams"))
+    assert any("relationships" in item for item in plain["data"])
+    assert all("relationships" not in item for item in hooked["data"])
+    assert [scalr.team_from_item(i, "acc-1") for i in hooked["data"]] == [
+        scalr.team_from_item(i, "acc-1") for i in plain["data"]
+    ]
+    assert hooked["meta"] == plain["meta"]
+
+
+def test_planetscale_team_member_lists_are_dropped_while_decoding_and_the_team_reads_the_same():
+    """A team object's embedded members go; its fields and database lists stay."""
+    raw = (PAYLOADS / "planetscale/teams.json").read_text()
+    plain = json.loads(raw)
+    hooked = json.loads(raw, object_hook=planetscale._without_members)
+    assert all(item["members"] for item in plain["data"])
+    assert all("members" not in item for item in hooked["data"])
+    for before, after in zip(plain["data"], hooked["data"], strict=True):
+        assert planetscale.team_from_item(after, "acme", "org") == planetscale.team_from_item(
+            before, "acme", "org"
+        )
+        assert planetscale.team_database_grants(after, "acme") == (
+            planetscale.team_database_grants(before, "acme")
+        )
+    assert {k: v for k, v in hooked.items() if k != "data"} == {
+        k: v for k, v in plain.items() if k != "data"
+    }
+
+
 # -- access beyond membership: roles, access policies, tokens, team database access ------------
 #
 # The simulators do not serve these listings yet, so the payloads are also served as they are,
