@@ -13,7 +13,9 @@ What the diff decides (``docs/sync-rules.md#what-a-change-implies``):
 * a tracked value that differs (``IS NOT``, so NULL-safe) → one change row per column and a new
   version;
 * a key missing from a *completed* scope → ``*_removed``, ``removed_at`` set, version closed.
-The first run of a provider that applies anything is its baseline: rows and versions, no changes.
+The first run of a provider that applies anything is its baseline: rows and versions, no changes;
+into tables it at least doubles, it is a bulk load whose secondary indexes are built after it
+(``store/bulkload.py``).
 Roles, grants and credentials follow, with a baseline of their own (``store/apply_access.py``).
 
 Each entity is diffed in the same three steps: a ``delta_*`` TEMP table of the keys that differ
