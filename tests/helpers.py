@@ -536,3 +536,15 @@ def audit_world() -> tuple[ScalrState, PlanetScaleState]:
         id="oacme", name="acme", members={"pbob": "admin", "pcarol": "member", "perin": "member"}
     )
     return scalr_state, ps_state
+
+
+def sync_two_audit_rounds(db_path: Path, scalr_sim, ps_sim) -> None:
+    """Sync ``audit_world()`` (served by the two simulators) twice, with known changes between:
+    carol leaves Scalr; bob hands PlanetScale admin of acme over to erin."""
+    sync(db_path, scalr=scalr_sim)
+    sync(db_path, planetscale=ps_sim)
+    next_round(db_path)  # the second round's runs start strictly after the first round's ended
+    del scalr_sim.state.users["user-carol"]
+    ps_sim.state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
+    sync(db_path, scalr=scalr_sim)
+    sync(db_path, planetscale=ps_sim)

@@ -27,7 +27,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.scalr.wire import ScalrSimulator
 from daemon.simulate.scalr.world import ScalrUser
-from tests.helpers import audit_world, next_round, query, serving, sync
+from tests.helpers import audit_world, next_round, query, serving, sync, sync_two_audit_rounds
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -53,14 +53,7 @@ def served(tmp_path_factory):
     db_path = tmp_path_factory.mktemp("browser") / "audit.db"
     scalr_state, ps_state = audit_world()
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
-        sync(db_path, scalr=scalr_sim)
-        sync(db_path, planetscale=ps_sim)
-        # round 2: carol leaves Scalr; bob hands PlanetScale admin over to erin
-        next_round(db_path)
-        del scalr_state.users["user-carol"]
-        ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
-        sync(db_path, scalr=scalr_sim)
-        sync(db_path, planetscale=ps_sim)
+        sync_two_audit_rounds(db_path, scalr_sim, ps_sim)
         # round 3: frank joins Scalr and never signs in; erin leaves PlanetScale's acme
         next_round(db_path)
         scalr_state.users["user-frank"] = ScalrUser(

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.simulate.planetscale.wire import PlanetScaleSimulator
 from daemon.simulate.scalr.wire import ScalrSimulator
-from tests.helpers import audit_world, next_round, query, serving, sync
+from tests.helpers import audit_world, query, serving, sync_two_audit_rounds
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,7 @@ def audited(tmp_path_factory):
     db_path = tmp_path_factory.mktemp("audit") / "audit.db"
     scalr_state, ps_state = audit_world()
     with ScalrSimulator(scalr_state) as scalr_sim, PlanetScaleSimulator(ps_state) as ps_sim:
-        sync(db_path, scalr=scalr_sim)
-        sync(db_path, planetscale=ps_sim)
-        # the second round's runs start strictly after the first round's ended
-        next_round(db_path)
-        del scalr_state.users["user-carol"]
-        ps_state.organizations["oacme"].members.update({"pbob": "member", "perin": "admin"})
-        sync(db_path, scalr=scalr_sim)
-        sync(db_path, planetscale=ps_sim)
+        sync_two_audit_rounds(db_path, scalr_sim, ps_sim)
     runs = query(
         db_path, "SELECT started_at FROM sync_runs WHERE provider = 'planetscale' ORDER BY id"
     )
